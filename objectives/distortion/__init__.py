@@ -1,0 +1,20 @@
+"""The closed-form distortion surrogate: per-layer GEMM distortion from error moments, network score."""
+
+from .closed_form import error_energy_variance_gaussian, expected_error_energy, relative_distortion
+from .layer_model import COMPENSATIONS, LEVELS, LayerOperands, channel_moments, predict_error_energy
+from .moments import conditional_moments, error_tables, histogram_moments, uniform_moments
+
+__all__ = [
+    "COMPENSATIONS",
+    "LEVELS",
+    "LayerOperands",
+    "channel_moments",
+    "conditional_moments",
+    "error_energy_variance_gaussian",
+    "error_tables",
+    "expected_error_energy",
+    "histogram_moments",
+    "predict_error_energy",
+    "relative_distortion",
+    "uniform_moments",
+]
