@@ -49,6 +49,13 @@ def left_shifter(width: int, max_shift: int, out_width: int = 2 * BITS) -> GateC
     return GateCount(mux2=muxes, depth=2 * n)
 
 
+def one_hot_shifter(width: int, positions: int, out_width: int = 2 * BITS + 1) -> GateCount:
+    """Shift a ``width``-bit word by a one-hot amount of ``positions`` lines (an AND-OR array)."""
+    ands = width * positions
+    columns = min(out_width, width + positions - 1)
+    return GateCount(and2=ands, or2=ands - columns, depth=1 + stages(positions - 1))
+
+
 def zero_detector(n: int) -> GateCount:
     """An n-input NOR (an OR tree): 1 when all n bits are zero."""
     if n <= 1:

@@ -31,8 +31,10 @@ class ErrorTolerant(SignMagnitudeFamily):
     the high parts are multiplied exactly into bits 2m and up, and the 2m low result bits
     come from scanning the low parts from their MSB: at the first position j where a_j or
     b_j is 1, result bit m + j and all bits below it are set to 1 (cross products
-    a_high * b_low are never formed). The paper splits 16-bit operands in half; here
-    m <= 4 so the low parts fit the high-part multiplier. Signed designs are sign-magnitude.
+    a_high * b_low are never formed). The scan does not look at which operand holds the ones,
+    so a zero operand gives a non-zero product when the other one has non-zero high and low
+    parts. The paper splits 16-bit operands in half; here m <= 4 so the low parts fit the
+    high-part multiplier. Signed designs are sign-magnitude.
     """
 
     name = "etm"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..unit_gate import GateCount, leading_one_detector, ripple_adder
+from ..unit_gate import GateCount, ripple_adder
 from ._base import BITS, SignMagnitudeFamily
-from ._common import floor_log2, left_shifter, parallel
+from ._common import floor_log2, one_hot_shifter, parallel, stages
 
 
 def round_to_power_of_two(x: np.ndarray) -> np.ndarray:
@@ -47,12 +47,19 @@ class Roba(SignMagnitudeFamily):
         return ar * b + a * br - ar * br
 
     def core_structure(self) -> GateCount:
+        """Gate-level count, in the equivalent form Ar*b + (a - Ar)*Br (one adder, no Ar*Br path)."""
         n = BITS + 1  # the rounded operand is a one-hot word of 9 bits
-        rounding = GateCount(and2=4 * n, or2=2 * n, depth=6)
-        encode = leading_one_detector(n)  # one-hot -> shift amount
-        rounders = parallel(rounding.then(encode), rounding.then(encode))
-        shifts = parallel(left_shifter(BITS, BITS, 2 * BITS + 1), left_shifter(BITS, BITS, 2 * BITS + 1))
-        # Ar*Br is a single one: decode its position (sum of the shift amounts)
-        one_hot = ripple_adder(4).then(GateCount(and2=2 * BITS + 1, depth=2))
-        add = ripple_adder(2 * BITS + 1).then(ripple_adder(2 * BITS + 1))  # + a*Br, - Ar*Br
-        return rounders.then(parallel(shifts, one_hot)).then(add)
+        # Ar[i] = (~A[i] A[i-1] A[i-2] + A[i] ~A[i-1]) * (no one above i): bit 8 is A7 A6, bit 7
+        # needs no prefix, bits 6..2 take 4 ANDs and an OR, bit 1 two ANDs, bit 0 one; the
+        # "no one above i" prefix is a chain of 6 ORs
+        rounding = GateCount(and2=1 + 3 + 5 * 4 + 2 + 1, or2=1 + 5 + 6, depth=2 + 6)
+        # d = a - Ar as an 8-bit two's complement word, without an adder: rounding down clears
+        # the leading one (AND with ~Ar); rounding up (up = OR_j Ar[j] a[j-1]) sets every bit
+        # from Ar's position upward (a prefix OR of the one-hot word), the sign extension
+        difference = GateCount(and2=BITS + BITS + BITS, or2=BITS + (BITS - 1) + BITS, depth=4)
+        shift_b = one_hot_shifter(BITS, n)  # Ar * b
+        # (a - Ar) * Br: the signed word on the one-hot lines, its sign copied above the word
+        sign_extend = GateCount(and2=n, or2=(n - 1) + n, depth=2)
+        shift_d = one_hot_shifter(BITS, n) + sign_extend
+        rounders = parallel(rounding, rounding)
+        return rounders.then(parallel(shift_b, difference.then(shift_d))).then(ripple_adder(2 * BITS + 1))
