@@ -10,18 +10,21 @@ dC[m, n] = sum_k e(A[m, k], W[k, n]). The levels drop fewer assumptions in turn:
    histograms (mu = p^T E q): drops the uniform-operand assumption, still treats every weight as a
    random draw, so per-output-channel biases that add up over K are averaged away.
 3. ``weight-aware`` — the weights are known: the expected error of output channel n is
-   b_n = sum_k ebar_k(W[k, n]) with ebar_k(w) = sum_a p_k(a) e(a, w), and its variance
-   v_n = sum_k Var_{a ~ p_k}[e(a, W[k, n])]; E||dC||^2 = M sum_n (b_n^2 + v_n). p_k is the
-   histogram of the activation codes that meet column k of the im2col matrix (one per input
-   channel and kernel position, padding included), which keeps most of the structure of
-   activations in one receptive field; only independence of errors across k given those
-   histograms remains assumed.
+   b_n = sum_k ebar_k(W[k, n]) with ebar_k(w) = sum_a p_k(a) e(a, w), p_k the histogram of the
+   activation codes met by column k of the im2col matrix (one per input channel and kernel
+   position, padding included). Activations in one receptive field are correlated, so errors are
+   not independent across k: each error is split into its linear regression on the activation,
+   beta_k(w) (a - abar_k), plus a residual. The linear parts add up through the activations'
+   measured covariance Sigma (K x K), the residuals are taken as independent:
+   Var dC_n = beta_n^T Sigma beta_n + sum_k (Var_k e - beta_k^2 Var_k a), and
+   E||dC||^2 = M sum_n (b_n^2 + Var dC_n). With a diagonal Sigma this is the independent model.
 
 Compensation (free in hardware, folded into requantisation): ``bias`` subtracts b_n from every
-output of channel n, leaving M sum_n v_n at level 3 (levels 1-2 then keep only the variance
-term); ``affine`` also removes the part of each channel's error proportional to its exact output
-(a per-channel scale correction), leaving v_n (1 - rho_n^2) with rho_n the correlation of error and
-product within channel n, computed the same way from the histograms and the known weights.
+output of channel n, leaving M sum_n Var dC_n at level 3 (levels 1-2 then keep only the variance
+term); ``affine`` also removes the part of each channel's error that follows its exact output C_n
+(a per-channel gain), leaving Var dC_n - Cov(dC_n, C_n)^2 / Var C_n with
+Cov(dC_n, C_n) = beta_n^T Sigma w_n and Var C_n = w_n^T Sigma w_n (w_n the channel's weights).
+:func:`compensation_constants` gives those corrections, so prediction and hardware agree.
 """
 
 from __future__ import annotations
@@ -37,24 +40,34 @@ LEVELS = ("uniform", "histogram", "weight-aware")
 COMPENSATIONS = ("none", "bias", "affine")
 
 
+def activation_features(values: np.ndarray) -> np.ndarray:
+    """The basis phi(a) errors are regressed on: (a, a^2 / 128), shape (256, 2); phi_0 must be a."""
+    a = np.asarray(values, dtype=np.float64)
+    return np.stack([a, a * a / 128.0], axis=1)
+
+
 @dataclass(frozen=True)
 class LayerOperands:
     """What the surrogate knows of one layer, gathered once from calibration data.
 
-    ``weights`` holds the weight operands as LUT column indices, shape (K, N);
-    ``column_histograms`` (K, 256) counts the activation LUT row indices met by each im2col column
-    (padding included); ``m`` is the number of GEMM rows per image; ``output_energy`` the mean
-    squared Frobenius norm of the exact integer output per image; ``activation_values`` the
-    operand value of each LUT index (for the affine correlation).
+    ``weights``: the weight operands as LUT column indices, (K, N); ``weight_values``: the weight
+    each activation is multiplied by in the exact output C (zero point removed), (K, N);
+    ``column_histograms``: counts of the activation LUT row indices met by each im2col column,
+    padding included, (K, 256); ``activation_values``: the activation value of each row index;
+    ``feature_cov``: covariance of the features ``activation_features(a_k)`` of all im2col columns,
+    (K d, K d) ordered column-major in k (index k d + j), or ``None`` to assume independent
+    columns; ``m``: GEMM rows per image; ``output_energy``: mean squared Frobenius norm of the
+    exact output per image.
     """
 
     name: str
     m: int
     weights: np.ndarray
-    column_histograms: np.ndarray
-    output_energy: float
-    activation_values: np.ndarray
     weight_values: np.ndarray
+    column_histograms: np.ndarray
+    activation_values: np.ndarray
+    output_energy: float
+    feature_cov: np.ndarray | None = None
 
     @property
     def k(self) -> int:
@@ -76,6 +89,25 @@ class LayerOperands:
         """The layer's weight histogram (256,)."""
         return np.bincount(self.weights.ravel(), minlength=256).astype(np.float64)
 
+    def covariance(self) -> np.ndarray:
+        """Feature covariance (K d, K d): the measured one, else block-diagonal from the histograms."""
+        if self.feature_cov is not None:
+            return self.feature_cov
+        phi = activation_features(self.activation_values)
+        d = phi.shape[1]
+        blocks = column_feature_cov(normalised(self.column_histograms), phi)  # (K, d, d)
+        cov = np.zeros((self.k * d, self.k * d))
+        for k in range(self.k):
+            cov[k * d : (k + 1) * d, k * d : (k + 1) * d] = blocks[k]
+        return cov
+
+
+def column_feature_cov(p: np.ndarray, phi: np.ndarray) -> np.ndarray:
+    """Per im2col column, the covariance of the features under its histogram: (K, d, d)."""
+    mean = p @ phi  # (K, d)
+    second = np.einsum("ka,ai,aj->kij", p, phi, phi)
+    return second - mean[:, :, None] * mean[:, None, :]
+
 
 def predict_error_energy(
     layer: LayerOperands, errors: np.ndarray, level: str = "weight-aware", compensation: str = "none"
@@ -86,7 +118,8 @@ def predict_error_energy(
     if compensation not in COMPENSATIONS:
         raise ValueError(f"unknown compensation {compensation!r}; choose from {', '.join(COMPENSATIONS)}")
     if level == "weight-aware":
-        return _weight_aware(layer, errors, compensation)
+        moments = channel_moments(layer, errors)
+        return layer.m * (residual_variance(moments, compensation) + (moments["bias"] ** 2 if compensation == "none" else 0)).sum(axis=1)
     if level == "uniform":
         mu, sigma2 = uniform_moments(errors)
     else:
@@ -96,41 +129,81 @@ def predict_error_energy(
     return expected_error_energy(layer.m, layer.k, layer.n, mu, sigma2)
 
 
-def channel_moments(layer: LayerOperands, errors: np.ndarray, chunk: int = 16) -> dict[str, np.ndarray]:
-    """Per output channel, for each design: bias b_n, variance v_n and covariance with the product.
+def channel_moments(layer: LayerOperands, errors: np.ndarray, chunk: int = 8) -> dict[str, np.ndarray]:
+    """Per output channel and design: the error's mean, variance and covariance with the exact output.
 
-    Returns arrays of shape (n_designs, N): ``bias``, ``variance``, ``covariance`` (of dC_n with
-    the exact output C_n, under independence across k) and, shape (N,), ``output_variance``.
+    Returns ``bias``, ``variance``, ``covariance`` of shape (n_designs, N) and ``output_variance``,
+    ``output_mean`` of shape (N,), under the model of level 3 (see the module docstring).
     """
     p = normalised(layer.column_histograms)  # (K, 256)
-    k_index = np.arange(layer.k)[:, None]
-    a = layer.activation_values.astype(np.float64)
-    w_of = layer.weight_values.astype(np.float64)[layer.weights]  # (K, N) weight values
-    a_mean = p @ a  # (K,)
-    a_var = p @ (a * a) - a_mean**2
-    out = {"bias": [], "variance": [], "covariance": []}
+    kk, nn = layer.k, layer.n
+    k_index = np.arange(kk)[:, None]
+    phi = activation_features(layer.activation_values)  # (256, d)
+    d = phi.shape[1]
+    phi_mean = p @ phi  # (K, d)
+    phi_cov = column_feature_cov(p, phi)  # (K, d, d)
+    # a regularised inverse per column: columns that never vary (always padding) get no slope
+    scale = np.maximum(np.trace(phi_cov, axis1=1, axis2=2), 1e-12)[:, None, None]
+    phi_inv = np.linalg.pinv(phi_cov + 1e-9 * scale * np.eye(d), hermitian=True, rcond=1e-8)
+    sigma = layer.covariance()  # (K d, K d)
+    w = layer.weight_values.astype(np.float64)  # (K, N)
+    sigma_w = sigma[:, 0::d] @ w  # (K d, N): Cov(phi(a_k), C_n), since phi_0 = a
+    weighted = p[:, :, None] * phi[None]  # (K, 256, d)
+    out: dict[str, list] = {"bias": [], "variance": [], "covariance": []}
     for start in range(0, errors.shape[0], chunk):
         block = errors[start : start + chunk]
-        ebar = np.matmul(p[None], block)  # (b, K, 256): E_a[e(a, w)] per column k
-        e2bar = np.matmul(p[None], block * block)
-        aebar = np.matmul((p * a)[None], block)  # E_a[a e(a, w)]
-        mean_kn = ebar[:, k_index, layer.weights]  # (b, K, N)
-        var_kn = e2bar[:, k_index, layer.weights] - mean_kn**2
-        cov_kn = (aebar[:, k_index, layer.weights] - a_mean[None, :, None] * mean_kn) * w_of[None]
-        out["bias"].append(mean_kn.sum(axis=1))
-        out["variance"].append(np.maximum(var_kn, 0.0).sum(axis=1))
-        out["covariance"].append(cov_kn.sum(axis=1))
+        b = block.shape[0]
+        ebar = np.matmul(p[None], block)[:, k_index, layer.weights]  # (b, K, N)
+        e2bar = np.matmul(p[None], block * block)[:, k_index, layer.weights]
+        # E_k[phi_j(a) e(a, w)] for every column, feature and weight in use: (b, K, N, d)
+        phi_e = np.stack(
+            [np.matmul(weighted[None, :, :, j], block)[:, k_index, layer.weights] for j in range(d)], axis=-1
+        )
+        cross = phi_e - phi_mean[None, :, None, :] * ebar[..., None]  # Cov_k(phi, e)
+        beta = np.einsum("kij,bknj->bkni", phi_inv, cross)  # regression coefficients
+        explained = np.einsum("bkni,bkni->bkn", beta, cross)
+        residual = np.maximum(e2bar - ebar**2 - explained, 0.0).sum(axis=1)  # (b, N)
+        flat = beta.transpose(0, 2, 1, 3).reshape(b, nn, kk * d)  # (b, N, K d)
+        linear = np.einsum("bni,bni->bn", flat, np.matmul(flat, sigma))
+        out["bias"].append(ebar.sum(axis=1))
+        out["variance"].append(residual + linear)
+        out["covariance"].append(np.einsum("bni,in->bn", flat, sigma_w))
     result = {key: np.concatenate(value) for key, value in out.items()}
-    result["output_variance"] = (a_var[:, None] * w_of**2).sum(axis=0)
+    result["output_variance"] = np.einsum("kn,kn->n", w, sigma_w[0::d])
+    result["output_mean"] = phi_mean[:, 0] @ w
     return result
 
 
-def _weight_aware(layer: LayerOperands, errors: np.ndarray, compensation: str) -> np.ndarray:
-    moments = channel_moments(layer, errors)
+def residual_variance(moments: dict[str, np.ndarray], compensation: str) -> np.ndarray:
+    """Per channel and design, the error variance left after ``compensation`` (bias term excluded).
+
+    ``affine`` is the least-squares gain and offset mapping the accumulator acc = C + dC back to C,
+    which leaves Var C - Cov(C, acc)^2 / Var acc.
+    """
     variance = moments["variance"]
-    if compensation == "affine":
-        out_var = moments["output_variance"][None]
-        explained = np.divide(moments["covariance"] ** 2, out_var, out=np.zeros_like(variance), where=out_var > 0)
-        variance = np.maximum(variance - explained, 0.0)
-    per_channel = variance if compensation != "none" else variance + moments["bias"] ** 2
-    return layer.m * per_channel.sum(axis=1)
+    if compensation != "affine":
+        return variance
+    var_c = moments["output_variance"][None]
+    cov_c_acc = var_c + moments["covariance"]
+    var_acc = var_c + 2 * moments["covariance"] + variance
+    explained = np.divide(cov_c_acc**2, var_acc, out=np.zeros_like(variance), where=var_acc > 0)
+    return np.maximum(np.where(var_acc > 0, var_c - explained, variance), 0.0)
+
+
+def compensation_constants(moments: dict[str, np.ndarray], compensation: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per channel and design, ``(gain, offset)`` making ``gain * acc + offset`` the compensated accumulator.
+
+    ``bias``: gain 1, offset -b_n. ``affine``: the least-squares fit of C on acc = C + dC,
+    gain = Cov(C, acc) / Var acc and offset = E C - gain E acc. ``none``: (1, 0).
+    """
+    bias = moments["bias"]
+    ones, zeros = np.ones_like(bias), np.zeros_like(bias)
+    if compensation == "none":
+        return ones, zeros
+    if compensation == "bias":
+        return ones, -bias
+    var_c = moments["output_variance"][None]
+    var_acc = var_c + 2 * moments["covariance"] + moments["variance"]
+    gain = np.divide(var_c + moments["covariance"], var_acc, out=np.ones_like(bias), where=var_acc > 0)
+    mean_c = moments["output_mean"][None]
+    return gain, mean_c - gain * (mean_c + bias)

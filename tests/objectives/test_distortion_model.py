@@ -6,6 +6,7 @@ import pytest
 from multipliers import builtin_designs, exact_lut, operand_values
 from objectives.distortion import (
     LayerOperands,
+    activation_features,
     error_energy_variance_gaussian,
     error_tables,
     expected_error_energy,
@@ -65,7 +66,24 @@ def random_layer(rng, signed, m=50, k=48, n=6):
         scale = rng.uniform(5, 60)
         codes = np.clip(np.round(np.abs(rng.normal(0, scale, 2000))) + centre, 0, 255).astype(int)
         histograms[col] = np.bincount(codes, minlength=256)
-    return LayerOperands("demo", m, weights, histograms, 1.0, values, values)
+    return LayerOperands("demo", m, weights, values[weights], histograms, values, 1.0)
+
+
+def measured_energy(design, codes, layer, compensation):
+    """||dC||^2 per trial after compensation fitted on the samples themselves (the ideal constants)."""
+    e = design.error_table.astype(np.float64)
+    dc = e[codes[..., :, None], layer.weights[None, None]].sum(axis=2)  # (trials, m, n)
+    if compensation == "none":
+        return (dc**2).sum(axis=(1, 2))
+    if compensation == "bias":
+        return ((dc - dc.reshape(-1, layer.n).mean(axis=0)) ** 2).sum(axis=(1, 2))
+    a = layer.activation_values[codes].astype(np.float64)
+    c = np.einsum("tmk,kn->tmn", a, layer.weight_values.astype(np.float64)).reshape(-1, layer.n)
+    acc = c + dc.reshape(-1, layer.n)
+    cc, aa = c - c.mean(axis=0), acc - acc.mean(axis=0)
+    gain = (cc * aa).sum(axis=0) / (aa * aa).sum(axis=0)
+    residual = aa * gain - cc
+    return (residual**2).reshape(dc.shape).sum(axis=(1, 2))
 
 
 @pytest.mark.parametrize("signed", [False, True])
@@ -80,19 +98,7 @@ def test_weight_aware_level_matches_monte_carlo_with_independent_activations(sig
     for compensation in ("none", "bias", "affine"):
         predicted = predict_error_energy(layer, errors, "weight-aware", compensation)
         for i, design in enumerate(designs):
-            e = design.error_table.astype(np.float64)
-            per_product = e[codes[..., :, None], layer.weights[None, None]]  # (trials, m, k, n)
-            dc = per_product.sum(axis=2)  # (trials, m, n)
-            if compensation != "none":
-                dc = dc - dc.reshape(-1, layer.n).mean(axis=0)
-            if compensation == "affine":
-                a = layer.activation_values[codes].astype(np.float64)
-                c = np.einsum("tmk,kn->tmn", a, layer.weight_values[layer.weights].astype(np.float64))
-                cc = c.reshape(-1, layer.n) - c.reshape(-1, layer.n).mean(axis=0)
-                dd = dc.reshape(-1, layer.n)
-                slope = (cc * dd).sum(axis=0) / (cc * cc).sum(axis=0)
-                dc = (dd - cc * slope).reshape(dc.shape)
-            measured = (dc**2).sum(axis=(1, 2))
+            measured = measured_energy(design, codes, layer, compensation)
             if predicted[i] == 0:
                 assert measured.max() == 0
                 continue
@@ -100,10 +106,38 @@ def test_weight_aware_level_matches_monte_carlo_with_independent_activations(sig
             assert abs(measured.mean() - predicted[i]) < tolerance, (design.name, compensation)
 
 
+def test_measured_covariance_captures_correlated_activations():
+    """Activations sharing a per-row level (as in one receptive field): the covariance term is needed."""
+    rng = np.random.default_rng(2)
+    signed, m, k, n, trials = False, 40, 36, 4, 200
+    values = operand_values(signed)
+    level = rng.uniform(10, 120, size=(trials, m, 1))  # shared by the K activations of a row
+    codes = np.clip(np.round(level + rng.normal(0, 12, size=(trials, m, k))), 0, 255).astype(int)
+    weights = rng.integers(20, 200, size=(k, n))
+    histograms = np.stack([np.bincount(codes[..., col].ravel(), minlength=256) for col in range(k)]).astype(float)
+    features = activation_features(values)[codes].reshape(-1, k * 2)  # column-major in k
+    cov = np.cov(features, rowvar=False, bias=True)
+    correlated = LayerOperands("c", m, weights, values[weights], histograms, values, 1.0, cov)
+    independent = LayerOperands("i", m, weights, values[weights], histograms, values, 1.0)
+    zoo = {d.name: d for d in builtin_designs()}
+    # the affine residual keeps some error that is non-linear in the activation: a looser bound
+    checks = {"trunc_u_t8": {"none": 0.06, "bias": 0.06, "affine": 0.25}, "mitchell_u_w7": {"none": 0.06, "bias": 0.06}}
+    for name, compensations in checks.items():
+        errors = error_tables([zoo[name]])
+        for compensation, tolerance in compensations.items():
+            measured = measured_energy(zoo[name], codes, correlated, compensation).mean()
+            with_cov = predict_error_energy(correlated, errors, "weight-aware", compensation)[0]
+            assert with_cov == pytest.approx(measured, rel=tolerance), (name, compensation)
+        # without the covariance the compensated prediction misses the row-to-row error swing
+        measured = measured_energy(zoo[name], codes, correlated, "bias").mean()
+        assert predict_error_energy(independent, errors, "weight-aware", "bias")[0] < 0.5 * measured
+
+
 def test_levels_agree_when_operands_are_uniform_and_the_design_unbiased():
     rng = np.random.default_rng(5)
     values = operand_values(False)
-    layer = LayerOperands("u", 10, rng.integers(0, 256, size=(64, 4)), np.ones((64, 256)), 1.0, values, values)
+    w = rng.integers(0, 256, size=(64, 4))
+    layer = LayerOperands("u", 10, w, values[w], np.ones((64, 256)), values, 1.0)
     exact = np.zeros((1, 256, 256))
     for level in ("uniform", "histogram", "weight-aware"):
         assert predict_error_energy(layer, exact, level)[0] == 0
@@ -117,7 +151,8 @@ def test_levels_agree_when_operands_are_uniform_and_the_design_unbiased():
 def test_unknown_level_or_compensation_is_refused():
     rng = np.random.default_rng(0)
     values = operand_values(True)
-    layer = LayerOperands("x", 1, rng.integers(0, 256, size=(4, 2)), np.ones((4, 256)), 1.0, values, values)
+    w = rng.integers(0, 256, size=(4, 2))
+    layer = LayerOperands("x", 1, w, values[w], np.ones((4, 256)), values, 1.0)
     with pytest.raises(ValueError, match="levels"):
         predict_error_energy(layer, np.zeros((1, 256, 256)), "exact")
     with pytest.raises(ValueError, match="compensation"):
