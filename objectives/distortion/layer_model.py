@@ -41,9 +41,14 @@ COMPENSATIONS = ("none", "bias", "affine")
 
 
 def activation_features(values: np.ndarray) -> np.ndarray:
-    """The basis phi(a) errors are regressed on: (a, a^2 / 128), shape (256, 2); phi_0 must be a."""
+    """The basis phi(a) errors are regressed on: (a, a^2 / 2^7, a^3 / 2^14), shape (256, 3); phi_0 is a.
+
+    Products grow with a and many designs' errors grow faster or bend (log-based ones change
+    slope at every power of two); a cubic follows most of that, and what it misses is taken as
+    independent across k.
+    """
     a = np.asarray(values, dtype=np.float64)
-    return np.stack([a, a * a / 128.0], axis=1)
+    return np.stack([a, a * a / 128.0, a**3 / 16384.0], axis=1)
 
 
 @dataclass(frozen=True)

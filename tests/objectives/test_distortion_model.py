@@ -115,13 +115,13 @@ def test_measured_covariance_captures_correlated_activations():
     codes = np.clip(np.round(level + rng.normal(0, 12, size=(trials, m, k))), 0, 255).astype(int)
     weights = rng.integers(20, 200, size=(k, n))
     histograms = np.stack([np.bincount(codes[..., col].ravel(), minlength=256) for col in range(k)]).astype(float)
-    features = activation_features(values)[codes].reshape(-1, k * 2)  # column-major in k
+    features = activation_features(values)[codes].reshape(-1, k * 3)  # column-major in k
     cov = np.cov(features, rowvar=False, bias=True)
     correlated = LayerOperands("c", m, weights, values[weights], histograms, values, 1.0, cov)
     independent = LayerOperands("i", m, weights, values[weights], histograms, values, 1.0)
     zoo = {d.name: d for d in builtin_designs()}
     # the affine residual keeps some error that is non-linear in the activation: a looser bound
-    checks = {"trunc_u_t8": {"none": 0.06, "bias": 0.06, "affine": 0.25}, "mitchell_u_w7": {"none": 0.06, "bias": 0.06}}
+    checks = {"trunc_u_t8": {"none": 0.06, "bias": 0.06, "affine": 0.12}, "mitchell_u_w7": {"none": 0.06, "bias": 0.1}}
     for name, compensations in checks.items():
         errors = error_tables([zoo[name]])
         for compensation, tolerance in compensations.items():
