@@ -1,0 +1,134 @@
+"""The product-kernel abstraction: layers whose every product is read from a multiplier's LUT."""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from ._operands import check_operands, check_table, conv_output_size, pair, weight_4d
+
+#: The paths :func:`make_kernel` knows.
+METHODS = ("auto", "exact", "lowrank", "gather", "reference")
+
+
+@dataclass(eq=False)
+class PreparedWeight:
+    """A layer's weight as a kernel needs it; opaque to callers, who cache it per layer.
+
+    ``shape`` is the 4-D weight shape (O, C/groups, kh, kw) (a linear weight (O, K) is held as
+    (O, K, 1, 1)), ``linear`` whether it came in as 2-D. ``cache`` holds what depends on call
+    arguments (the group count) and is filled on first use.
+    """
+
+    method: str
+    shape: tuple[int, int, int, int]
+    linear: bool
+    device: torch.device
+    data: dict[str, Any] = field(default_factory=dict)
+    cache: dict[Any, Any] = field(default_factory=dict)
+
+
+class ProductKernel(ABC):
+    """Conv2d/linear arithmetic with every product looked up in a LUT, summed exactly.
+
+    ``lut[a + off, w + off]`` is the product of activation ``a`` and weight ``w`` with
+    ``off = 128`` for signed kernels (operand values -128..127) and 0 for unsigned ones (codes
+    0..255). Inputs and weights are torch tensors of integer operand values (any float or int
+    dtype). Results are **float64** tensors holding, for every output, exactly
+    ``sum lut[a, w]`` over its receptive field (or over K): the values are integers, exact in
+    float64 (every path checks its intermediate bounds). Tensors stay on their device.
+
+    Use: ``prepared = kernel.prepare_weight(w)`` once per layer (cache it), then
+    ``kernel.conv2d(x, prepared, stride, dilation, groups)`` with ``x`` already padded (there
+    is no implicit padding: pad with the operand value your layer pads with, usually 0), or
+    ``kernel.linear(x, prepared)``.
+    """
+
+    #: The path name: "exact", "lowrank", "gather" or "reference".
+    method: str = ""
+
+    def __init__(self, lut: np.ndarray, signed: bool) -> None:
+        self._lut = check_table(lut)
+        self._signed = bool(signed)
+        self._key = (type(self).__name__, self._signed, hashlib.sha256(self._lut.tobytes()).hexdigest())
+
+    @property
+    def lut(self) -> np.ndarray:
+        """The table (read-only int64 (256, 256))."""
+        return self._lut
+
+    @property
+    def signed(self) -> bool:
+        return self._signed
+
+    def __repr__(self) -> str:
+        kind = "signed" if self.signed else "unsigned"
+        return f"{type(self).__name__}({kind}{self._describe()})"
+
+    def _describe(self) -> str:
+        return ""
+
+    # -- public API ----------------------------------------------------------------------------
+    def prepare_weight(self, w: torch.Tensor) -> PreparedWeight:
+        """Prepare a conv (O, C/groups, kh, kw) or linear (O, K) weight of operand values."""
+        check_operands(w, self.signed, "weight")
+        w4, linear = weight_4d(w)
+        prepared = PreparedWeight(self.method, tuple(int(s) for s in w4.shape), linear, w.device)  # type: ignore[arg-type]
+        prepared.data["key"] = self._key
+        self._prepare(w4, prepared)
+        return prepared
+
+    def conv2d(
+        self,
+        x: torch.Tensor,
+        prepared: PreparedWeight,
+        stride: int | tuple[int, int] = (1, 1),
+        dilation: int | tuple[int, int] = (1, 1),
+        groups: int = 1,
+    ) -> torch.Tensor:
+        """(N, C, H, W) padded input -> (N, O, Ho, Wo) float64 sums of LUT products."""
+        self._check_prepared(prepared)
+        stride, dilation = pair(stride, "stride"), pair(dilation, "dilation")
+        check_operands(x, self.signed, "input")
+        ho, wo = conv_output_size(x.shape, prepared.shape, stride, dilation, int(groups))
+        if x.device != prepared.device:
+            raise ValueError(f"input is on {x.device}, the prepared weight on {prepared.device}")
+        if x.shape[0] == 0:
+            return torch.zeros((0, prepared.shape[0], ho, wo), dtype=torch.float64, device=x.device)
+        return self._conv2d(x, prepared, stride, dilation, int(groups), (ho, wo))
+
+    def linear(self, x: torch.Tensor, prepared: PreparedWeight) -> torch.Tensor:
+        """(N, K) input -> (N, O) float64 sums of LUT products."""
+        self._check_prepared(prepared)
+        if x.dim() != 2 or x.shape[1] != prepared.shape[1] or prepared.shape[2:] != (1, 1):
+            raise ValueError(
+                f"linear needs input (N, K) and a (O, K) weight; got {tuple(x.shape)} and {prepared.shape}"
+            )
+        y = self.conv2d(x.reshape(x.shape[0], x.shape[1], 1, 1), prepared)
+        return y.reshape(x.shape[0], prepared.shape[0])
+
+    def _check_prepared(self, prepared: PreparedWeight) -> None:
+        if not isinstance(prepared, PreparedWeight) or prepared.data.get("key") != self._key:
+            raise ValueError("the weight was not prepared by this kernel (call kernel.prepare_weight)")
+
+    # -- for implementations -------------------------------------------------------------------
+    @abstractmethod
+    def _prepare(self, w: torch.Tensor, prepared: PreparedWeight) -> None:
+        """Fill ``prepared.data`` for the 4-D weight ``w`` (checked operand values)."""
+
+    @abstractmethod
+    def _conv2d(
+        self,
+        x: torch.Tensor,
+        prepared: PreparedWeight,
+        stride: tuple[int, int],
+        dilation: tuple[int, int],
+        groups: int,
+        out_size: tuple[int, int],
+    ) -> torch.Tensor:
+        """The checked conv: padded input, geometry validated, float64 result."""

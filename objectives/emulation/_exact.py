@@ -1,0 +1,37 @@
+"""The exact path: the table is the exact product, so the layer is one integer-valued GEMM."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from multipliers._record import operand_values
+
+from ._analysis import is_exact
+from ._base import PreparedWeight, ProductKernel
+from ._stacked import StackedGemm
+
+
+class ExactKernel(ProductKernel):
+    """One float32 conv/GEMM of the operand values (float64 results).
+
+    Exact while every partial sum is an integer below 2^24, checked per layer from the weights
+    (``sum |w| * max|a|`` per output channel); layers beyond it split the weights into limbs
+    (``w = sum_l 2^(b l) w_l``, each limb a block of output channels of the same conv), and past
+    four limbs run in float64. See :mod:`._stacked`.
+    """
+
+    method = "exact"
+
+    def __init__(self, lut: np.ndarray, signed: bool) -> None:
+        super().__init__(lut, signed)
+        if not is_exact(self.lut, self.signed):
+            raise ValueError("the table is not the exact product table: use method 'lowrank' or 'gather'")
+        values = operand_values(self.signed)[None, :]
+        self._gemm = StackedGemm(values, values, self.signed)
+
+    def _prepare(self, w: torch.Tensor, prepared: PreparedWeight) -> None:
+        self._gemm.prepare(w, prepared.data)
+
+    def _conv2d(self, x, prepared, stride, dilation, groups, out_size):
+        return self._gemm.conv2d(x, prepared.data, prepared.cache, stride, dilation, groups, out_size, prepared.shape[0])

@@ -1,0 +1,71 @@
+"""Choosing and building a kernel for a LUT (cached, so a whole network's kernels are cheap)."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+
+import numpy as np
+
+from ._analysis import is_exact, lowrank_plans
+from ._base import METHODS, ProductKernel
+from ._exact import ExactKernel
+from ._factorise import ANALYSIS_MAX_RANK
+from ._gather import GatherKernel
+from ._lowrank import LowRankKernel
+from ._operands import check_table
+from ._reference import ReferenceKernel
+
+#: ``auto`` takes the low-rank path up to this many stacked channels per input channel (the
+#: rank, plus one for the exact term) and the gather path above. Measured (benchmarks/kernels.py,
+#: 2 CPU cores, ResNet-20-like 3x3 layer): the stacked conv costs about one float32 conv per
+#: channel, the gather path about five to seven.
+AUTO_MAX_CHANNELS = 6
+
+
+def choose_method(lut: np.ndarray, signed: bool) -> str:
+    """The path ``auto`` takes for this table: "exact", "lowrank" or "gather"."""
+    table = check_table(lut)
+    if is_exact(table, signed):
+        return "exact"
+    plans = lowrank_plans(table, signed, min(ANALYSIS_MAX_RANK, AUTO_MAX_CHANNELS))
+    if plans and plans[0].channels <= AUTO_MAX_CHANNELS:
+        return "lowrank"
+    return "gather"
+
+
+def make_kernel(lut: np.ndarray, signed: bool, method: str = "auto") -> ProductKernel:
+    """A kernel computing conv2d/linear with every product read from ``lut``.
+
+    ``method``: "auto" (exact if the table is the exact product, else lowrank if an exact
+    factorisation with at most :data:`AUTO_MAX_CHANNELS` stacked channels exists, else gather),
+    or one path by name: "exact" (raises ValueError unless the table is exact), "lowrank"
+    (raises ValueError without an exact factorisation of rank <= 24), "gather" or "reference".
+    Kernels are cached by (table hash, signedness, method) and shared.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    table = check_table(lut)
+    digest = hashlib.sha256(table.tobytes()).hexdigest()
+    _STASH[digest] = table
+    try:
+        return _make_cached(digest, bool(signed), method)
+    finally:
+        _STASH.pop(digest, None)
+
+
+_STASH: dict[str, np.ndarray] = {}
+
+
+@functools.lru_cache(maxsize=512)
+def _make_cached(digest: str, signed: bool, method: str) -> ProductKernel:
+    table = _STASH[digest]
+    if method == "auto":
+        method = choose_method(table, signed)
+    if method == "exact":
+        return ExactKernel(table, signed)
+    if method == "lowrank":
+        return LowRankKernel(table, signed)
+    if method == "gather":
+        return GatherKernel(table, signed)
+    return ReferenceKernel(table, signed)

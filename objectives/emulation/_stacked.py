@@ -1,0 +1,145 @@
+"""The factorised GEMM: ``y = sum_r conv(u_r(x), v_r(w))`` as ONE conv with stacked channels.
+
+For a table ``lut[a, w] = sum_r u[r, a] v[r, w]`` (integer factors), each input element is
+mapped to its R factor values and each weight to its R factor values; stacking the R maps along
+the channel dimension (inside each group) turns the sum over r into part of the GEMM's
+reduction, so one conv with R times the input channels computes every output exactly.
+
+Exactness: the conv runs in float32 when every partial sum is an integer below 2^24 in
+magnitude. The bound per output channel o is ``sum_{r,c,i,j} max_a |u_r(a)| |v_r(w[o,c,i,j])|``
+(activations are unknown at prepare time, so the largest factor value stands in for them).
+Where it is too large, the weight-side factors are split into limbs (more output channels of the
+same conv, recombined in float64); beyond ``MAX_LIMBS`` limbs the conv runs in float64.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from multipliers._record import operand_values
+
+from ._gemm import integer_conv2d
+from ._operands import codes
+from ._precision import FLOAT32_EXACT, FLOAT64_EXACT, MAX_LIMBS, partial_sum_bound, split_limbs
+
+
+class StackedGemm:
+    """Exact ``sum_r conv(u_r(x), v_r(w))`` for integer factor tables ``u``, ``v`` (R, 256)."""
+
+    def __init__(self, u: np.ndarray, v: np.ndarray, signed: bool) -> None:
+        u = np.asarray(u, dtype=np.int64)
+        v = np.asarray(v, dtype=np.int64)
+        if u.shape != v.shape or u.ndim != 2 or u.shape[1] != 256:
+            raise ValueError(f"factor tables must both be (R, 256), got {u.shape} and {v.shape}")
+        self.u, self.v, self.signed = u, v, bool(signed)
+        self.rank = int(u.shape[0])
+        values = operand_values(signed)
+        #: factor r maps activations to themselves: the input is used as it is.
+        self.identity = [bool(np.array_equal(u[r], values)) for r in range(self.rank)]
+        self.u_max = np.abs(u).max(axis=1) if self.rank else np.zeros(0, np.int64)
+        self._device_tables: dict[tuple[torch.device, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def _tables(self, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """(u as float ``dtype`` (R, 256), v as int64 (R, 256)) on ``device``."""
+        key = (device, dtype)
+        if key not in self._device_tables:
+            self._device_tables[key] = (
+                torch.tensor(self.u, device=device).to(dtype),
+                torch.tensor(self.v, device=device),
+            )
+        return self._device_tables[key]
+
+    # -- weights -------------------------------------------------------------------------------
+    def prepare(self, w: torch.Tensor, data: dict) -> None:
+        """Map a 4-D weight (O, Cg, kh, kw) of operand values to stacked, limb-split factors."""
+        o, cg, kh, kw = w.shape
+        r = self.rank
+        data["rank"] = r
+        if r == 0:
+            return
+        _, v_t = self._tables(w.device, torch.float32)
+        vw = v_t[:, codes(w, self.signed)]  # (R, O, Cg, kh, kw) int64
+        vw = vw.permute(1, 0, 2, 3, 4).reshape(o, r * cg, kh, kw)
+        u_max = torch.as_tensor(self.u_max, dtype=torch.float64, device=w.device).repeat_interleave(cg)
+        u_max = u_max.view(1, r * cg, 1, 1)
+
+        def bound(limb: torch.Tensor) -> float:
+            return partial_sum_bound(limb.abs() * u_max, (1, 2, 3))
+
+        chosen = None
+        if int(self.u_max.max()) < FLOAT32_EXACT:
+            for n_limbs in range(1, MAX_LIMBS + 1):
+                limbs, shift = split_limbs(vw, n_limbs)
+                if max(bound(limb) for limb in limbs) < FLOAT32_EXACT:
+                    chosen = (limbs, shift, torch.float32)
+                    break
+        if chosen is None:
+            if bound(vw) >= FLOAT64_EXACT:
+                raise OverflowError("partial sums of this layer exceed 2^53: not exactly computable in float64")
+            chosen = ([vw], 0, torch.float64)
+        limbs, shift, dtype = chosen
+        data["limbs"] = torch.stack(limbs).to(dtype)  # (L, O, R Cg, kh, kw)
+        data["shift"] = shift
+        data["dtype"] = dtype
+
+    def _grouped_weight(self, data: dict, cache: dict, groups: int) -> torch.Tensor:
+        """The limb weights as one (g L Og, R Cg, kh, kw) tensor: limbs inside each group."""
+        limbs = data["limbs"]
+        n_limbs, o = limbs.shape[:2]
+        if n_limbs == 1:
+            return limbs[0]
+        key = ("stacked-weight", groups)
+        if key not in cache:
+            rest = limbs.shape[2:]
+            cache[key] = (
+                limbs.reshape(n_limbs, groups, o // groups, *rest).transpose(0, 1).reshape(n_limbs * o, *rest).contiguous()
+            )
+        return cache[key]
+
+    # -- inputs --------------------------------------------------------------------------------
+    def stack_input(self, x: torch.Tensor, groups: int, dtype: torch.dtype) -> torch.Tensor:
+        """(N, C, H, W) operand values -> (N, g R Cg, H, W) factor values, stacked per group."""
+        n, c, h, w = x.shape
+        r = self.rank
+        if r == 1 and self.identity[0]:
+            return x.to(dtype)
+        u_t, _ = self._tables(x.device, dtype)
+        idx = codes(x, self.signed)
+        if r == 1:
+            return u_t[0][idx]
+        cg = c // groups
+        out = torch.empty((n, groups, r, cg, h, w), dtype=dtype, device=x.device)
+        for k in range(r):
+            src = x if self.identity[k] else u_t[k][idx]
+            out[:, :, k].copy_(src.view(n, groups, cg, h, w))
+        return out.view(n, groups * r * cg, h, w)
+
+    # -- the conv ------------------------------------------------------------------------------
+    def conv2d(
+        self,
+        x: torch.Tensor,
+        data: dict,
+        cache: dict,
+        stride: tuple[int, int],
+        dilation: tuple[int, int],
+        groups: int,
+        out_size: tuple[int, int],
+        o: int,
+    ) -> torch.Tensor:
+        """float64 (N, O, Ho, Wo): exact ``sum_r conv(u_r(x), v_r(w))``."""
+        n = x.shape[0]
+        if self.rank == 0:
+            return torch.zeros((n, o, *out_size), dtype=torch.float64, device=x.device)
+        dtype = data["dtype"]
+        xs = self.stack_input(x, groups, dtype)
+        w = self._grouped_weight(data, cache, groups)
+        y = integer_conv2d(xs, w, stride, dilation, groups, out_size)
+        n_limbs = data["limbs"].shape[0]
+        if n_limbs == 1:
+            return y.to(torch.float64)
+        y = y.view(n, groups, n_limbs, o // groups, *out_size)
+        total = y[:, :, -1].to(torch.float64)
+        for limb in range(n_limbs - 2, -1, -1):  # Horner: exact, every value an integer < 2^53
+            total = total * float(1 << data["shift"]) + y[:, :, limb]
+        return total.reshape(n, o, *out_size)
