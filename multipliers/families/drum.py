@@ -26,7 +26,7 @@ class Drum(SignMagnitudeFamily):
     bits by (about) their expected value, so the error is nearly unbiased. Operands of at
     most k bits are exact. Per operand |a' - a| / a <= 2^(1-k), so the product's relative
     error is at most (1 + 2^(1-k))^2 - 1 (reached by two powers of two of more than k bits).
-    Signed designs are sign-magnitude (as in the paper).
+    Signed designs are sign-magnitude.
     """
 
     name = "drum"
