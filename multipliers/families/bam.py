@@ -21,14 +21,14 @@ class BrokenArray(Family):
     Mahdiani, Ahmadi, Fakhraie and Lucas, "Bio-inspired imprecise computational blocks for
     efficient VLSI implementation of soft-computing applications", IEEE TCAS-I 57(4), 2010.
     In the carry-save array (one row per bit of the multiplier b), the ``hbl`` top rows
-    (bits b_0..b_{hbl-1}) and every cell of a column left of ``vbl`` (weight 2^(i+j) < 2^vbl)
+    (bits b_0..b_{hbl-1}) and every cell right of the vertical line (weight 2^(i+j) < 2^vbl)
     are removed together with their AND gates, so P = sum of a_i b_j 2^(i+j) over
     j >= hbl and i + j >= vbl, the definition ArithsGen implements
     (``UnsignedBrokenArrayMultiplier``, horizontal and vertical cut).
     Removed bits are non-negative, so the unsigned design always underestimates.
     Signed designs break a Baugh-Wooley array the same way; an omitted sign-row cell drops
     its share of the Baugh-Wooley constant too, so the result is the sum of the kept
-    partial products with their signs (the paper itself treats unsigned arrays only).
+    partial products with their signs.
     """
 
     name = "bam"
