@@ -1,0 +1,212 @@
+"""Quantised conv/linear layers: the float layer plus what quantisation adds.
+
+Every forward follows one template: quantise the input to integer codes (per tensor), pad with
+the zero-point code, accumulate through the layer's :class:`Arithmetic` (the one overridable
+place: exact, a fast AxM kernel, or the slow reference), add injected error if asked, remove the
+zero-point cross terms exactly, then requantise (per-channel scale and bias, which also carry any
+compensation). Operand values follow the LUT convention: row = activation, column = weight;
+``int8`` feeds values -128..127 to signed tables, ``uint8`` feeds codes 0..255 to unsigned ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .kernels import get_kernel
+
+SCHEMES = ("int8", "uint8")
+
+
+def code_range(scheme: str) -> tuple[int, int]:
+    """Smallest and largest operand value of a scheme."""
+    return (-128, 127) if scheme == "int8" else (0, 255)
+
+
+@dataclass(frozen=True)
+class LayerQuant:
+    """Quantisation of one layer: input scale/zero point (per tensor) and weight scale/zero point (per channel)."""
+
+    scheme: str
+    input_scale: float
+    input_zero: int
+    weight_scale: torch.Tensor  # (O,) float64
+    weight_zero: torch.Tensor  # (O,) int64, zeros for int8
+
+
+class Arithmetic:
+    """Sums of products of integer operands through one kernel (one LUT); weights prepared once."""
+
+    def __init__(self, kernel: Any, weight_codes: torch.Tensor, label: str = "") -> None:
+        self.kernel = kernel
+        self.prepared = kernel.prepare_weight(weight_codes)
+        self.label = label
+
+    def conv2d(self, codes: torch.Tensor, layer: nn.Conv2d) -> torch.Tensor:
+        """(N, C, H, W) padded codes -> (N, O, Ho, Wo) float64 exact sums of LUT products."""
+        return self.kernel.conv2d(codes, self.prepared, stride=layer.stride, dilation=layer.dilation, groups=layer.groups)
+
+    def linear(self, codes: torch.Tensor, layer: nn.Linear) -> torch.Tensor:
+        """(N, K) codes -> (N, O) float64 exact sums of LUT products."""
+        return self.kernel.linear(codes, self.prepared)
+
+
+def exact_arithmetic(weight_codes: torch.Tensor, scheme: str) -> Arithmetic:
+    """The exact multiplier of a scheme."""
+    from multipliers import exact_lut
+
+    signed = scheme == "int8"
+    return Arithmetic(get_kernel(exact_lut(signed), signed), weight_codes, "exact")
+
+
+class QuantLayer:
+    """The quantisation template shared by :class:`QuantConv2d` and :class:`QuantLinear`."""
+
+    quant: LayerQuant
+    arithmetic: Arithmetic
+    #: Optional ``noise(layer, sums) -> float64`` added to the sums (synthetic error injection).
+    noise: Callable[[Any, torch.Tensor], torch.Tensor] | None
+    #: Callables ``observer(layer, codes)`` seeing every padded input (statistics, capture).
+    observers: list
+
+    def _init_quant(self, quant: LayerQuant) -> None:
+        self.quant = quant
+        lo, hi = code_range(quant.scheme)
+        self._lo, self._hi = lo, hi
+        w = self.weight.detach().to(torch.float64)
+        shape = (-1,) + (1,) * (w.dim() - 1)
+        codes = torch.round(w / quant.weight_scale.view(shape)) + quant.weight_zero.view(shape).to(torch.float64)
+        self.register_buffer("weight_codes", codes.clamp(lo, hi).to(torch.int16), persistent=True)
+        self.noise = None
+        self.observers = []
+        self.arithmetic = exact_arithmetic(self.weight_codes, quant.scheme)
+        self.set_correction(None, None)
+
+    # -- the template ---------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        codes = self.pad(self.quantize_input(x))
+        for observer in self.observers:
+            observer(self, codes)
+        return self.requantize(self.accumulate(codes))
+
+    def quantize_input(self, x: torch.Tensor) -> torch.Tensor:
+        """Float input -> integer codes (float32 tensor holding integers)."""
+        q = torch.round(x.float() * (1.0 / self.quant.input_scale))
+        if self.quant.input_zero:
+            q = q + self.quant.input_zero
+        return q.clamp_(self._lo, self._hi)
+
+    def accumulate(self, codes: torch.Tensor) -> torch.Tensor:
+        """Exact integer accumulator (float64): LUT-product sums, injected error, zero-point terms removed."""
+        sums = self.products(codes)
+        if self.noise is not None:
+            sums = sums + self.noise(self, sums)
+        if self.quant.scheme == "uint8":
+            sums = sums - self.zero_point_terms(codes)
+        return sums
+
+    def products(self, codes: torch.Tensor, arithmetic: Arithmetic | None = None) -> torch.Tensor:
+        """Sums over K of LUT products of raw codes, through ``arithmetic`` (default: the layer's)."""
+        arithmetic = arithmetic or self.arithmetic
+        return arithmetic.conv2d(codes, self) if isinstance(self, nn.Conv2d) else arithmetic.linear(codes, self)
+
+    def requantize(self, acc: torch.Tensor) -> torch.Tensor:
+        """Accumulator -> float output: per-channel scale and bias (compensation folded in)."""
+        shape = (1, -1) + (1,) * (acc.dim() - 2)
+        out = acc * self.requant_scale.view(shape) + self.requant_bias.view(shape)
+        return out.float()
+
+    # -- configuration --------------------------------------------------------------------------
+    def set_correction(self, gain: torch.Tensor | None, offset: torch.Tensor | None) -> None:
+        """Compensation: the accumulator becomes ``gain * acc + offset`` (per channel), folded into requantisation."""
+        scale = self.quant.input_scale * self.quant.weight_scale
+        bias = self.bias.detach().to(torch.float64) if self.bias is not None else torch.zeros_like(scale)
+        if self.quant.scheme == "uint8":  # the constant zero-point terms fold into the bias as well
+            bias = bias + scale * self._constant_zero_point_terms()
+        gain = torch.ones_like(scale) if gain is None else gain.to(torch.float64)
+        offset = torch.zeros_like(scale) if offset is None else offset.to(torch.float64)
+        self.requant_scale = scale * gain
+        self.requant_bias = bias + scale * offset
+        self.gain, self.offset = gain, offset
+
+    def lut_index(self, values: torch.Tensor) -> torch.Tensor:
+        """LUT row/column index of operand values (int64)."""
+        return values.long() + (128 if self.quant.scheme == "int8" else 0)
+
+    # -- zero points (uint8) --------------------------------------------------------------------
+    def zero_point_terms(self, codes: torch.Tensor) -> torch.Tensor:
+        """The data-dependent cross term ``z_w[n] * sum_k a_k`` (the constant ones live in the bias)."""
+        window = self.window_sums(codes)  # (N, groups, ...) or (N, 1)
+        per_group = self.weight.shape[0] // window.shape[1]
+        zw = self.quant.weight_zero.to(torch.float64)
+        window = window.repeat_interleave(per_group, dim=1) if per_group > 1 else window
+        shape = (1, -1) + (1,) * (window.dim() - 2)
+        return window * zw.view(shape)
+
+    def _constant_zero_point_terms(self) -> torch.Tensor:
+        """``K z_a z_w[n] - z_a sum_k w[k, n]`` per output channel."""
+        za = float(self.quant.input_zero)
+        w = self.weight_codes.to(torch.float64).flatten(1)
+        k = w.shape[1]
+        return k * za * self.quant.weight_zero.to(torch.float64) - za * w.sum(1)
+
+
+class QuantConv2d(QuantLayer, nn.Conv2d):
+    """A Conv2d with integer arithmetic; its weight and bias stay ordinary parameters."""
+
+    @classmethod
+    def from_float(cls, conv: nn.Conv2d, quant: LayerQuant) -> "QuantConv2d":
+        """The quantised twin of ``conv`` (same hyper-parameters, same weights)."""
+        layer = cls(
+            conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride, padding=conv.padding,
+            dilation=conv.dilation, groups=conv.groups, bias=conv.bias is not None, padding_mode=conv.padding_mode,
+        )
+        layer.load_state_dict(conv.state_dict())
+        layer._init_quant(quant)
+        return layer.eval()
+
+    def pad(self, codes: torch.Tensor) -> torch.Tensor:
+        """Pad with the zero-point code (the code of a float zero)."""
+        pads = self._reversed_padding_repeated_twice
+        if not any(pads):
+            return codes
+        if self.padding_mode == "zeros":
+            return F.pad(codes, pads, mode="constant", value=float(self.quant.input_zero))
+        return F.pad(codes, pads, mode=self.padding_mode)
+
+    def window_sums(self, codes: torch.Tensor) -> torch.Tensor:
+        """Sum of the codes in every receptive field, per group: (N, groups, Ho, Wo) float64."""
+        n, c, h, w = codes.shape
+        g = self.groups
+        per_group = codes.to(torch.float64).view(n, g, c // g, h, w).sum(2)
+        ones = torch.ones(g, 1, *self.kernel_size, dtype=torch.float64)
+        return F.conv2d(per_group, ones, stride=self.stride, dilation=self.dilation, groups=g)
+
+
+class QuantLinear(QuantLayer, nn.Linear):
+    """A Linear layer with integer arithmetic; its weight and bias stay ordinary parameters."""
+
+    @classmethod
+    def from_float(cls, linear: nn.Linear, quant: LayerQuant) -> "QuantLinear":
+        """The quantised twin of ``linear``."""
+        layer = cls(linear.in_features, linear.out_features, bias=linear.bias is not None)
+        layer.load_state_dict(linear.state_dict())
+        layer._init_quant(quant)
+        return layer.eval()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        lead = x.shape[:-1]
+        out = QuantLayer.forward(self, x.reshape(-1, x.shape[-1]))
+        return out.reshape(*lead, out.shape[-1])
+
+    def pad(self, codes: torch.Tensor) -> torch.Tensor:
+        """Linear layers have no padding."""
+        return codes
+
+    def window_sums(self, codes: torch.Tensor) -> torch.Tensor:
+        """Sum of each row's codes: (N, 1) float64."""
+        return codes.to(torch.float64).sum(1, keepdim=True)

@@ -1,0 +1,225 @@
+"""``QuantizedNetwork``: an int8/uint8 network whose layers take per-layer multipliers, injection and compensation."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .assignment import resolve_assignment
+from .compensation import MODES, AffineFit, expected_error
+from .errors import AssignmentError
+from .injection import ErrorSpec, GaussianInjection, product_rms
+from .kernels import get_kernel
+from .layers import LayerInfo
+from .operand_stats import HistogramObserver, OperandHistograms
+from .qlayers import Arithmetic, QuantLayer, exact_arithmetic
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class GemmOutputs:
+    """One layer on one batch: its padded input codes and the exact and emulated sums of LUT products."""
+
+    codes: torch.Tensor
+    exact: torch.Tensor
+    emulated: torch.Tensor
+
+
+class QuantizedNetwork:
+    """A quantised model (exact by default) plus everything studies need about its layers.
+
+    ``layers``: name -> :class:`LayerInfo` (GEMM dims per image). ``histograms``: name ->
+    :class:`OperandHistograms` on the calibration images. Call it like a model: ``net(x)``.
+    """
+
+    def __init__(
+        self, model: nn.Module, float_model: nn.Module, scheme: str, layers: Mapping[str, LayerInfo],
+        calibration: Any, batch_size: int = 128, name: str = "",
+    ) -> None:
+        self.model = model.eval()
+        self.float_model = float_model.eval()
+        self.scheme = scheme
+        self.layers = dict(layers)
+        self.calibration = calibration
+        self.batch_size = batch_size
+        self.name = name
+        self.assignment: dict[str, Any] = {}
+        self.compensation = "none"
+        self.injection: dict[str, ErrorSpec] = {}
+        self.method = "auto"
+        self._histograms: dict[str, OperandHistograms] | None = None
+        self._affine_cache: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    # -- running ----------------------------------------------------------------------------------
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.model(x)
+
+    def layer(self, name: str) -> QuantLayer:
+        """The quantised module called ``name``."""
+        if name not in self.layers:
+            raise AssignmentError(f"unknown layer {name!r}; layers: {', '.join(self.layers)}")
+        return self.model.get_submodule(name)
+
+    def weight_codes(self, name: str) -> np.ndarray:
+        """The layer's weight operands (int64 values as the LUT sees them), (O, C/g, kh, kw) or (O, K)."""
+        return self.layer(name).weight_codes.numpy().astype(np.int64)
+
+    @property
+    def histograms(self) -> dict[str, OperandHistograms]:
+        """Per layer operand histograms on the calibration images (computed once, with exact arithmetic)."""
+        if self._histograms is None:
+            observers = {
+                name: HistogramObserver(info.in_channels, info.kernel_size[0] * info.kernel_size[1])
+                for name, info in self.layers.items()
+            }
+            with self._exact(), self._observing(observers):
+                self._run_calibration("histograms")
+            self._histograms = {name: obs.result(self.layer(name)) for name, obs in observers.items()}
+        return self._histograms
+
+    # -- configuration ------------------------------------------------------------------------------
+    def set_assignment(
+        self, mapping: Mapping[str, Any], compensation: str = "none", method: str = "auto", imports: Sequence[str] = ()
+    ) -> None:
+        """Give layers multipliers (names or Multiplier records); others exact; optional compensation."""
+        if compensation not in MODES:
+            raise AssignmentError(f"unknown compensation {compensation!r}; choose one of {', '.join(MODES)}")
+        resolved = resolve_assignment(mapping, self.layers, self.scheme, imports)
+        if compensation == "affine":
+            self._fit_affine(resolved, method)
+        signed = self.scheme == "int8"
+        for name in self.layers:
+            layer = self.layer(name)
+            multiplier = resolved.get(name)
+            if multiplier is None or multiplier.is_exact:
+                layer.arithmetic = exact_arithmetic(layer.weight_codes, self.scheme)
+                layer.set_correction(None, None)
+                continue
+            kernel = get_kernel(multiplier.lut, signed, method)
+            layer.arithmetic = Arithmetic(kernel, layer.weight_codes, multiplier.name)
+            layer.set_correction(*self._correction(name, multiplier, compensation))
+        self.assignment, self.compensation, self.method = resolved, compensation, method
+
+    def set_injection(self, mapping: Mapping[str, ErrorSpec], seed: int = 0) -> None:
+        """Synthetic errors per layer (layers left out get none); replaces any earlier injection."""
+        unknown = [n for n in mapping if n not in self.layers]
+        if unknown:
+            raise AssignmentError(f"unknown layer {unknown[0]!r}; `dse layers NETWORK` lists them")
+        for index, name in enumerate(self.layers):
+            layer, spec = self.layer(name), mapping.get(name)
+            if spec is None:
+                layer.noise = None
+                continue
+            unit = 1.0
+            if spec.relative:
+                hist = self.histograms[name]
+                unit = product_rms(hist.activation, hist.weight, self.scheme)
+            layer.noise = GaussianInjection(self.layers[name].k, spec.mean * unit, spec.std * unit, seed + index)
+        self.injection = dict(mapping)
+
+    def reset(self) -> None:
+        """Exact multipliers everywhere, no injection, no compensation."""
+        self.set_assignment({})
+        self.set_injection({})
+
+    # -- inspection (for surrogates) --------------------------------------------------------------
+    @contextlib.contextmanager
+    def capture(self, names: Sequence[str]) -> Iterator[dict[str, list[torch.Tensor]]]:
+        """Record the padded integer input codes of the named layers on every forward inside the block."""
+        records: dict[str, list[torch.Tensor]] = {name: [] for name in names}
+        observers = {name: (lambda layer, codes, name=name: records[name].append(codes.clone())) for name in names}
+        for name in names:
+            self.layer(name)
+        with self._observing(observers):
+            yield records
+
+    def gemm_outputs(self, name: str, images: torch.Tensor, multiplier: Any = None, method: str = "auto") -> GemmOutputs:
+        """For ``images`` through the exact network: layer ``name``'s codes, exact and emulated sums.
+
+        Sums are of LUT products of raw operands (the GEMM ``C`` and ``C + dC``; for uint8 before
+        the zero-point terms, which are exact); ``multiplier`` defaults to the assigned one.
+        """
+        layer = self.layer(name)
+        with self._exact(), self.capture([name]) as records, torch.no_grad():
+            self.model(images)
+        codes = torch.cat(records[name])
+        multiplier = multiplier if multiplier is not None else self.assignment.get(name)
+        if isinstance(multiplier, str):
+            multiplier = resolve_assignment({name: multiplier}, self.layers, self.scheme)[name]
+        with torch.no_grad():
+            exact = layer.products(codes, exact_arithmetic(layer.weight_codes, self.scheme))
+            emulated = exact if multiplier is None else layer.products(
+                codes, Arithmetic(get_kernel(multiplier.lut, self.scheme == "int8", method), layer.weight_codes)
+            )
+        return GemmOutputs(codes, exact, emulated)
+
+    # -- internals ------------------------------------------------------------------------------------
+    def _correction(self, name: str, multiplier: Any, mode: str) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        if mode == "none":
+            return None, None
+        if mode == "affine":
+            return self._affine_cache[(name, multiplier.lut_sha256)]
+        layer = self.layer(name)
+        b = expected_error(
+            multiplier.error_table, self.histograms[name].activation_per_channel,
+            layer.lut_index(layer.weight_codes).numpy(), layer.groups if isinstance(layer, nn.Conv2d) else 1,
+        )
+        return None, -torch.from_numpy(b)
+
+    def _fit_affine(self, resolved: Mapping[str, Any], method: str) -> None:
+        """Fit gain/offset per channel for every (layer, design) not fitted before, in one calibration pass."""
+        todo = {n: m for n, m in resolved.items() if not m.is_exact and (n, m.lut_sha256) not in self._affine_cache}
+        if not todo:
+            return
+        fits = {name: AffineFit() for name in todo}
+        signed = self.scheme == "int8"
+
+        def observer(layer: QuantLayer, codes: torch.Tensor, name: str) -> None:
+            approx = Arithmetic(get_kernel(todo[name].lut, signed, method), layer.weight_codes)
+            zero = layer.zero_point_terms(codes) if self.scheme == "uint8" else 0.0
+            fits[name].update(layer.products(codes, approx) - zero, layer.products(codes) - zero)
+
+        observers = {name: (lambda layer, codes, name=name: observer(layer, codes, name)) for name in todo}
+        with self._exact(), self._observing(observers):
+            self._run_calibration("affine fit")
+        for name, fit in fits.items():
+            self._affine_cache[(name, todo[name].lut_sha256)] = fit.result()
+
+    @contextlib.contextmanager
+    def _exact(self) -> Iterator[None]:
+        """Temporarily exact arithmetic, no noise, in every layer."""
+        saved = {n: (self.layer(n).arithmetic, self.layer(n).noise) for n in self.layers}
+        try:
+            for name in self.layers:
+                layer = self.layer(name)
+                layer.arithmetic = exact_arithmetic(layer.weight_codes, self.scheme)
+                layer.noise = None
+            yield
+        finally:
+            for name, (arithmetic, noise) in saved.items():
+                self.layer(name).arithmetic, self.layer(name).noise = arithmetic, noise
+
+    @contextlib.contextmanager
+    def _observing(self, observers: Mapping[str, Any]) -> Iterator[None]:
+        for name, observer in observers.items():
+            self.layer(name).observers.append(observer)
+        try:
+            yield
+        finally:
+            for name, observer in observers.items():
+                self.layer(name).observers.remove(observer)
+
+    def _run_calibration(self, what: str) -> None:
+        from .evaluate import batches
+
+        with torch.no_grad():
+            for x, _ in batches(self.calibration, self.batch_size, progress=False, desc=what):
+                self.model(x)

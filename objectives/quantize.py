@@ -1,0 +1,81 @@
+"""Post-training quantisation: fold batch norms, calibrate ranges, swap conv/linear for quantised twins."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import torch
+from torch import nn
+
+from .calibration import RangeObserver, activation_quant, weight_quant
+from .errors import ObjectiveInputError
+from .folding import fold_batchnorm
+from .layers import gemm_layers
+from .qlayers import SCHEMES, LayerQuant, QuantConv2d, QuantLinear
+from .qnetwork import QuantizedNetwork
+
+logger = logging.getLogger(__name__)
+
+
+def quantize(
+    model: nn.Module,
+    calibration: Any,
+    input_shape: tuple[int, ...],
+    scheme: str = "int8",
+    calibrator: str = "mse",
+    batch_size: int = 128,
+    name: str = "",
+) -> QuantizedNetwork:
+    """Quantise a float ``model`` with the ``calibration`` data set of (image, label) pairs.
+
+    ``int8``: symmetric signed activations (per tensor) and weights (per output channel);
+    ``uint8``: asymmetric unsigned codes with zero points for both. The float model is not changed.
+    """
+    if scheme not in SCHEMES:
+        raise ObjectiveInputError(f"unknown scheme {scheme!r}; choose one of {', '.join(SCHEMES)}")
+    start = time.perf_counter()
+    folded = fold_batchnorm(model)
+    layers = gemm_layers(folded, input_shape)
+    observers = _observe_inputs(folded, layers, calibration, batch_size)
+    quantised = _convert(folded, layers, observers, scheme, calibrator)
+    net = QuantizedNetwork(quantised, folded, scheme, layers, calibration, batch_size, name)
+    logger.info("quantised %s (%s, %d layers) in %.1f s", name or "model", scheme, len(layers), time.perf_counter() - start)
+    return net
+
+
+def _observe_inputs(model: nn.Module, layers: dict, calibration: Any, batch_size: int) -> dict[str, RangeObserver]:
+    """Run the float model on the calibration data, recording each layer's input range and a sample."""
+    from .evaluate import batches
+
+    observers = {name: RangeObserver(seed=i) for i, name in enumerate(layers)}
+    handles = [
+        model.get_submodule(name).register_forward_pre_hook(lambda mod, inputs, obs=obs: obs.update(inputs[0]))
+        for name, obs in observers.items()
+    ]
+    try:
+        with torch.no_grad():
+            for x, _ in batches(calibration, batch_size, progress=False, desc="calibration"):
+                model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return observers
+
+
+def _convert(folded: nn.Module, layers: dict, observers: dict, scheme: str, calibrator: str) -> nn.Module:
+    """A copy of ``folded`` with every conv/linear swapped for its quantised twin."""
+    import copy
+
+    from .folding import _replace
+
+    model = copy.deepcopy(folded)
+    for name in layers:
+        module = model.get_submodule(name)
+        scale, zero = activation_quant(observers[name], scheme, calibrator)
+        w_scale, w_zero = weight_quant(module.weight, scheme)
+        quant = LayerQuant(scheme, scale, zero, w_scale, w_zero)
+        twin = QuantConv2d if isinstance(module, nn.Conv2d) else QuantLinear
+        _replace(model, name, twin.from_float(module, quant))
+    return model.eval()
