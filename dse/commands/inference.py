@@ -1,0 +1,121 @@
+"""``dse eval`` (accuracy of a float, quantised or AxM-emulated network) and ``dse layers`` (its GEMMs)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..errors import UserError
+
+SCHEMES = ("int8", "uint8")
+COMPENSATIONS = ("none", "bias", "affine")
+METHODS = ("auto", "exact", "lowrank", "gather", "reference")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``dse eval`` and ``dse layers``."""
+    ev = subparsers.add_parser(
+        "eval", help="accuracy of a network: float, exact int8/uint8, or with approximate multipliers",
+        description="Quantise a network (post-training, calibrated on a few hundred images) and evaluate it. "
+        "LUT convention everywhere: row = activation operand, column = weight operand.",
+    )
+    ev.add_argument("--network", required=True, help="digits-cnn, resnet{20,32,44,56,110}-cifar10 or torchvision:<name>")
+    ev.add_argument("--weights", help="checkpoint (state dict, loaded with weights_only=True); torchvision: also a weights name such as DEFAULT (downloads)")
+    ev.add_argument("--data", help="ImageFolder of evaluation images (not needed for digits-cnn)")
+    ev.add_argument("--download", action="store_true", help="CIFAR-10: fetch it with torchvision into the cache (needs a network)")
+    ev.add_argument("--scheme", choices=SCHEMES, default="int8", help="int8: signed symmetric (default); uint8: unsigned codes with zero points")
+    mode = ev.add_mutually_exclusive_group()
+    mode.add_argument("--float", action="store_true", help="evaluate the unquantised float network")
+    mode.add_argument("--multiplier", metavar="NAME", help="one zoo design in every layer")
+    mode.add_argument("--assign", type=Path, metavar="FILE.json", help="per-layer assignment: JSON object layer -> multiplier")
+    ev.add_argument("--compensate", choices=COMPENSATIONS, default="none", help="per-channel error compensation folded into requantisation")
+    ev.add_argument("--limit", type=int, metavar="N", help="evaluate a fixed class-balanced subset of N images")
+    ev.add_argument("--calibration", type=int, default=256, metavar="N", help="calibration images (default 256)")
+    ev.add_argument("--method", choices=METHODS, default="auto", help="emulation kernel path (default auto)")
+    ev.add_argument("--batch-size", type=int, default=256, help="images per batch (default 256)")
+    ev.add_argument("--import", dest="imports", action="append", default=[], metavar="PATH", help="also import designs from a LUT folder or metadata file (repeatable)")
+    ev.add_argument("--json", action="store_true", help='print {"top1", "top5", "images", "seconds"} as JSON')
+    ev.set_defaults(handler=eval_command)
+
+    layers = subparsers.add_parser("layers", help="a network's conv/linear layers with GEMM dims (M per image, K, N) and MACs")
+    layers.add_argument("network", help="digits-cnn, resnet{20,...}-cifar10 or torchvision:<name>")
+    layers.add_argument("--json", action="store_true", help="print a JSON array")
+    layers.set_defaults(handler=layers_command)
+
+
+def eval_command(args: argparse.Namespace) -> int:
+    """Handler of ``dse eval``."""
+    if args.float and args.compensate != "none":
+        raise UserError("--compensate applies to quantised networks; drop it or --float")
+    for flag, value in (("--limit", args.limit), ("--calibration", args.calibration), ("--batch-size", args.batch_size)):
+        if value is not None and value <= 0:
+            raise UserError(f"{flag} must be a positive number, got {value}")
+    with _user_errors():
+        from objectives.data import load_data
+        from objectives.evaluate import evaluate
+        from objectives.networks import get_network
+
+        network = get_network(args.network, args.weights)
+        data = load_data(network, args.data, download=args.download, calibration_size=args.calibration)
+        if args.float:
+            result = evaluate(network.model, data, args.limit, args.batch_size)
+            label = "float"
+        else:
+            from objectives.assignment import load_assignment
+            from objectives.quantize import quantize
+
+            net = quantize(network.model, data.calibration, network.input_shape, args.scheme, batch_size=args.batch_size, name=network.name)
+            mapping = {}
+            if args.multiplier:
+                mapping = {layer: args.multiplier for layer in net.layers}
+            elif args.assign:
+                mapping = load_assignment(args.assign)
+            net.set_assignment(mapping, compensation=args.compensate, method=args.method, imports=args.imports)
+            result = evaluate(net, data, args.limit, args.batch_size)
+            what = args.multiplier or (str(args.assign) if args.assign else "exact")
+            label = f"{args.scheme}, {what}" + (f", {args.compensate} compensation" if mapping and args.compensate != "none" else "")
+    if args.json:
+        print(json.dumps(result.as_dict()))
+    else:
+        print(
+            f"{network.name} ({label}): top-1 {result.top1:.2f}%  top-5 {result.top5:.2f}%  "
+            f"({result.images} images, {result.seconds:.1f} s)"
+        )
+    return 0
+
+
+def layers_command(args: argparse.Namespace) -> int:
+    """Handler of ``dse layers``."""
+    with _user_errors():
+        from objectives.layers import gemm_layers
+        from objectives.networks import get_network
+
+        network = get_network(args.network, pretrained=False)
+        layers = gemm_layers(network.model, network.input_shape)
+    if args.json:
+        print(json.dumps([info.as_dict() for info in layers.values()], indent=1))
+        return 0
+    from ..output import format_table
+
+    rows = [(i.name, i.kind, i.m, i.k, i.n, f"{i.macs:,}") for i in layers.values()]
+    total = sum(i.macs for i in layers.values())
+    print(format_table(("layer", "type", "M/image", "K", "N", "MACs"), rows, "llrrrr"))
+    print(f"{len(rows)} layers, {total:,} MACs per image")
+    return 0
+
+
+class _user_errors:
+    """Turn the objectives' input errors into one-line user errors."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind, error, traceback) -> bool:
+        if error is None:
+            return False
+        from objectives.errors import ObjectiveInputError
+
+        if isinstance(error, ObjectiveInputError):
+            raise UserError(str(error)) from None
+        return False
