@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from .._record import exact_lut
-from ..unit_gate import GateCount, partial_product_array
-from ._base import BITS, Family, array_product
+from ..unit_gate import GateCount
+from ._base import BITS, Family
+from ._common import array_structure, signed_pp_product
 
 
 def _kept(columns: int) -> np.ndarray:
@@ -23,7 +24,8 @@ class ColumnTruncation(Family):
     uncorrected design always underestimates. With ``corrected`` set, the expected value of the
     dropped bits under uniform operands (rounded to an integer) is added as a constant, which
     costs only wiring below column t and removes most of the bias.
-    Signed designs truncate a Baugh-Wooley array.
+    Signed designs truncate a Baugh-Wooley array; the constant's share of every omitted
+    complemented cell is dropped with it, so a zero operand still gives zero.
     """
 
     name = "trunc"
@@ -39,18 +41,21 @@ class ColumnTruncation(Family):
 
     def correction(self, signed: bool, t: int) -> int:
         """The constant: mean of the dropped bits' value under uniform operands, rounded."""
-        plain = array_product(signed, _kept(t))
+        plain = signed_pp_product(signed, _kept(t))
         return int(np.round(np.mean(exact_lut(signed) - plain)))
 
     def lut(self, signed: bool, t: int = 0, corrected: bool = False) -> np.ndarray:
-        constant = self.correction(signed, t) if corrected else 0
-        return array_product(signed, _kept(t), constant)
+        lut = signed_pp_product(signed, _kept(t))
+        if not corrected:
+            return lut
+        lut = lut + self.correction(signed, t)
+        return ((lut + (1 << 15)) % (1 << 16)) - (1 << 15) if signed else lut
 
     def structure(self, signed: bool, t: int = 0, corrected: bool = False) -> GateCount:
-        extra: dict[int, int] = {BITS: 1, 2 * BITS - 1: 1} if signed else {}
+        extra: dict[int, int] = {}
         if corrected:
             constant = self.correction(signed, t) % (1 << (2 * BITS))
             for col in range(t, 2 * BITS):  # constant bits below column t are wires only
                 if (constant >> col) & 1:
-                    extra[col] = extra.get(col, 0) + 1
-        return partial_product_array(_kept(t), extra)
+                    extra[col] = 1
+        return array_structure(signed, _kept(t), extra)
