@@ -1,0 +1,107 @@
+"""Optuna samplers by name (``getattr(optuna.samplers, name)``), driven by ask/tell.
+
+The sampler works on an in-memory copy of the stored trials (optuna's relational storages commit
+every parameter separately, far too slow for thousands of surrogate evaluations); each batch of
+new trials is then appended to the real storage in one go. Trial ``n`` is asked with a fresh
+sampler seeded from (seed, n), so a resumed search asks exactly what an uninterrupted one would:
+samplers keep all other state (NSGA-II generations) in the trials themselves.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import warnings
+from typing import Any
+
+import numpy as np
+
+from ...errors import UserError
+from ..history import CONSTRAINT
+from ._base import Progress, SearchEngine, derive_seed
+
+logger = logging.getLogger(__name__)
+
+#: Samplers of ``optuna.samplers`` that handle several objectives and categorical parameters.
+MULTI_OBJECTIVE = ("NSGAIISampler", "NSGAIIISampler", "TPESampler", "RandomSampler", "GPSampler")
+
+
+def sampler_class(name: str) -> type:
+    """The sampler class ``optuna.samplers.<name>``, or a UserError listing the usable ones."""
+    import optuna
+
+    cls = getattr(optuna.samplers, name, None)
+    if name not in MULTI_OBJECTIVE or cls is None:
+        raise UserError(f"search.sampler {name!r} is not a usable optuna sampler; choose one of {', '.join(MULTI_OBJECTIVE)}")
+    return cls
+
+
+def sampler_kwargs(cls: type, options: dict[str, Any], seed: int, population: int) -> dict[str, Any]:
+    """Keyword arguments for ``cls``: ``search.options`` checked against its signature, plus seed and population."""
+    parameters = inspect.signature(cls.__init__).parameters
+    for key in options:
+        if key not in parameters or key in ("self", "seed"):
+            known = [p for p in parameters if p not in ("self", "seed")]
+            raise UserError(f"search.options.{key} is not an option of {cls.__name__} (options: {', '.join(known)})")
+    kwargs = dict(options)
+    if "seed" in parameters:
+        kwargs["seed"] = seed
+    if "population_size" in parameters:
+        kwargs.setdefault("population_size", population)
+    return kwargs
+
+
+class OptunaEngine(SearchEngine):
+    """Ask/tell with an optuna sampler; generational samplers evaluate a whole population at once."""
+
+    name = "optuna"
+
+    def __init__(self, problem, recorder, seed, population, options, sampler: str) -> None:
+        super().__init__(problem, recorder, seed, population, options)
+        self.cls = sampler_class(sampler)
+        self.population = int(self.options.get("population_size", population))
+
+    def _sampler(self, trial_number: int) -> Any:
+        kwargs = sampler_kwargs(self.cls, self.options, derive_seed(self.seed, trial_number), self.population)
+        try:
+            return self.cls(**kwargs)
+        except (TypeError, ValueError) as error:
+            raise UserError(f"search.options do not suit {self.cls.__name__}: {error}") from None
+
+    def run(self, budget: int, seeds: np.ndarray, progress: Progress | None = None) -> None:
+        """Ask, evaluate and tell until ``budget`` trials are stored."""
+        import optuna
+        from optuna.samplers import BaseGASampler
+
+        stored = self.recorder.trials()
+        if len(stored) >= budget:
+            return
+        working = optuna.create_study(
+            storage=optuna.storages.InMemoryStorage(), directions=["minimize"] * self.problem.n_obj
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # experimental-feature and fixed-parameter warnings
+            working.add_trials(stored)
+            step = self.population if issubclass(self.cls, BaseGASampler) else 1
+            encoding = self.problem.encoding
+            done, flushed = len(stored), len(stored)
+            while done < budget:
+                asked = []
+                end = min(done + step - done % step, budget)  # batches align with generations
+                for number in range(done, end):
+                    if number < len(seeds):
+                        working.enqueue_trial(encoding.params(seeds[number]))
+                    working.sampler = self._sampler(number)
+                    asked.append(working.ask(self.recorder.distributions))
+                genotypes = np.stack([encoding.genotype(t.params) for t in asked])
+                evaluation = self.problem.evaluate(genotypes)
+                for trial, f, g in zip(asked, evaluation.F, evaluation.G[:, 0]):
+                    trial.set_constraint(CONSTRAINT, float(g))
+                    working.tell(trial, [float(v) for v in f])
+                done += len(asked)
+                if done - flushed >= self.population or done >= budget:
+                    new = working.get_trials(deepcopy=False)[flushed:done]
+                    self.recorder.record(new)
+                    if progress:
+                        progress(len(new))
+                    flushed = done
