@@ -33,3 +33,7 @@ __all__ = [
     "relative_distortion",
     "uniform_moments",
 ]
+
+from .surrogate import NetworkSurrogate, design_set_key  # noqa: E402
+
+__all__ += ["NetworkSurrogate", "design_set_key"]

@@ -124,7 +124,10 @@ def predict_error_energy(
         raise ValueError(f"unknown compensation {compensation!r}; choose from {', '.join(COMPENSATIONS)}")
     if level == "weight-aware":
         moments = channel_moments(layer, errors)
-        return layer.m * (residual_variance(moments, compensation) + (moments["bias"] ** 2 if compensation == "none" else 0)).sum(axis=1)
+        per_channel = residual_variance(moments, compensation)
+        if compensation == "none":
+            per_channel = per_channel + moments["bias"] ** 2
+        return layer.m * per_channel.sum(axis=1)
     if level == "uniform":
         mu, sigma2 = uniform_moments(errors)
     else:

@@ -1,0 +1,167 @@
+"""How strongly each layer's output error reaches the logits: linearised sensitivities, checked by injection.
+
+A layer's accumulator error is modelled per output channel n as
+``dC[m, n] = b_n + alpha_n (C[m, n] - E C_n) + r[m, n]``: a constant (bias), a gain error and a
+residual of variance rho_n (see :mod:`objectives.distortion.layer_model`). To first order the logit
+change is ``J dC`` with J the Jacobian of the logits with respect to the layer's output, so
+
+    E ||d logits||^2 = b^T G_bias b + alpha^T G_gain alpha + sum_n h_n rho_n
+
+with ``G_bias[n, n'] = E sum_o g_on g_on'`` (g_on = sum_m J[o, m, n]), ``G_gain`` likewise with
+g_on = sum_m J[o, m, n] (C[m, n] - E C_n), and ``h_n = E sum_o sum_m J[o, m, n]^2`` — residuals taken
+as independent from output to output. Jacobians come from the float (batch-norm folded) network,
+scaled to accumulator units. Then each layer is calibrated by injection: white noise of known
+power is added to that one layer of the quantised network and the measured logit change divides
+the linearised prediction, giving a factor that carries what linearisation misses (clipping and
+rounding downstream).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+#: Relative power (vs the layer's exact output energy) of the white noise used for calibration.
+INJECTION_POWER = 1e-3
+
+
+@dataclass
+class LayerSensitivity:
+    """Linearised sensitivities of one layer (accumulator units) and its injection factor."""
+
+    gram_bias: np.ndarray  # (N, N)
+    gram_gain: np.ndarray  # (N, N)
+    white: np.ndarray  # (N,)
+    factor: float = 1.0
+
+    def logit_error(self, bias: np.ndarray, gain: np.ndarray, residual: np.ndarray) -> np.ndarray:
+        """Predicted E||d logits||^2 for designs' per-channel (bias, gain, residual variance), each (n, N)."""
+        quad_bias = np.einsum("in,nm,im->i", bias, self.gram_bias, bias)
+        quad_gain = np.einsum("in,nm,im->i", gain, self.gram_gain, gain)
+        return self.factor * (quad_bias + quad_gain + residual @ self.white)
+
+
+def linearised_sensitivities(qnet: Any, max_images: int = 256, progress: bool = False) -> dict[str, LayerSensitivity]:
+    """Per layer Gram matrices and white-noise sensitivities from the float network's Jacobians."""
+    import torch
+
+    from ..evaluate import batches
+
+    model = qnet.float_model
+    names = list(qnet.layers)
+    modules = {name: model.get_submodule(name) for name in names}
+    scales = {name: qnet.layer(name).requant_scale.detach().double() for name in names}
+    outputs: dict[str, Any] = {}
+
+    def keep(name: str):
+        def hook(module, inputs, output):
+            output.retain_grad()
+            outputs[name] = output
+
+        return hook
+
+    data = _first_images(qnet.calibration, max_images)
+    # pass 1: each channel's mean output (E C_n), 2: Jacobians
+    means = {name: 0.0 for name in names}
+    handles = [modules[n].register_forward_hook(lambda m, i, o, n=n: outputs.__setitem__(n, o)) for n in names]
+    count = 0
+    with torch.no_grad():
+        for x, _ in batches(data, qnet.batch_size, progress=False):
+            model(x)
+            count += x.shape[0]
+            for n in names:
+                y = outputs[n].double()
+                means[n] = means[n] + (y.sum(0) if y.dim() == 2 else y.sum((0, 2, 3)))
+    for h in handles:
+        h.remove()
+    positions = {n: (1 if qnet.layers[n].kind == "linear" else qnet.layers[n].m) for n in names}
+    means = {n: means[n] / (count * positions[n]) for n in names}
+
+    grams_b = {n: 0.0 for n in names}
+    grams_g = {n: 0.0 for n in names}
+    white = {n: 0.0 for n in names}
+    handles = [modules[n].register_forward_hook(keep(n)) for n in names]
+    try:
+        for x, _ in batches(data, qnet.batch_size, progress=progress, desc="sensitivities"):
+            x = x.clone().requires_grad_(False)
+            logits = model(x)
+            for o in range(logits.shape[1]):
+                for n in names:
+                    outputs[n].grad = None
+                logits[:, o].sum().backward(retain_graph=o < logits.shape[1] - 1)
+                for n in names:
+                    y, jac = outputs[n].detach().double(), outputs[n].grad.double()
+                    if y.dim() == 2:
+                        y, jac = y[:, :, None], jac[:, :, None]
+                    else:
+                        y, jac = y.flatten(2), jac.flatten(2)
+                    g_bias = jac.sum(2) * scales[n]  # (B, N): d logit / d (constant acc offset)
+                    g_gain = (jac * (y - means[n].view(1, -1, 1))).sum(2)  # d logit / d (relative gain)
+                    grams_b[n] = grams_b[n] + g_bias.T @ g_bias
+                    grams_g[n] = grams_g[n] + g_gain.T @ g_gain
+                    white[n] = white[n] + (jac * jac).sum((0, 2)) * scales[n] ** 2
+    finally:
+        for h in handles:
+            h.remove()
+        model.zero_grad(set_to_none=True)
+    return {
+        n: LayerSensitivity(
+            (grams_b[n] / count).numpy(), (grams_g[n] / count).numpy(), (white[n] / count).numpy()
+        )
+        for n in names
+    }
+
+
+def calibrate_by_injection(
+    qnet: Any, sensitivities: dict[str, LayerSensitivity], output_energy: dict[str, float], seed: int = 0,
+    max_images: int = 256, progress: bool = False,
+) -> None:
+    """Set each layer's factor: measured / linearised logit change under white noise in that layer alone."""
+    import torch
+
+    from ..evaluate import batches
+
+    data = _first_images(qnet.calibration, max_images)
+    saved = dict(qnet.assignment), qnet.compensation, dict(qnet.injection)
+    qnet.reset()
+    try:
+        reference = [qnet(x).double() for x, _ in batches(data, qnet.batch_size, progress=False)]
+        names = list(qnet.layers)
+        iterator = names
+        if progress:
+            from tqdm import tqdm
+
+            iterator = tqdm(names, desc="injection calibration", unit="layer")
+        for index, name in enumerate(iterator):
+            layer = qnet.layer(name)
+            info = qnet.layers[name]
+            variance = INJECTION_POWER * output_energy[name] / (info.m * info.n)  # per output, accumulator units
+            generator = torch.Generator().manual_seed(seed * 7919 + index)
+            layer.noise = lambda _layer, sums, std=variance**0.5, g=generator: torch.randn(
+                sums.shape, generator=g, dtype=torch.float64) * std
+            try:
+                measured = sum(
+                    float(((qnet(x).double() - ref) ** 2).sum())
+                    for (x, _), ref in zip(batches(data, qnet.batch_size, progress=False), reference)
+                ) / len(data)
+            finally:
+                layer.noise = None
+            s = sensitivities[name]
+            predicted = float(s.white.sum() * variance)
+            s.factor = measured / predicted if predicted > 0 else 1.0
+            logger.debug("layer %s: injection factor %.3f", name, s.factor)
+    finally:
+        assignment, compensation, injection = saved
+        qnet.set_assignment(assignment, compensation)
+        qnet.set_injection(injection)
+
+
+def _first_images(dataset: Any, n: int) -> Any:
+    from torch.utils.data import Subset
+
+    return dataset if len(dataset) <= n else Subset(dataset, list(range(n)))
