@@ -31,12 +31,8 @@ def is_structural(m: Multiplier) -> bool:
     return m.family in GENERATORS
 
 
-def has_module(m: Multiplier) -> bool:
-    """True when ``m`` gets any module (structural, or a table for an imported design)."""
-    return m.family in GENERATORS or m.family in TABLE_FAMILIES or m.family not in _BUILTIN_FAMILIES()
-
-
-def _BUILTIN_FAMILIES() -> set[str]:
+def _builtin_families() -> set[str]:
+    """Names of the built-in families (which must have a structural generator)."""
     from ...families import FAMILIES
 
     return {f.name for f in FAMILIES}
@@ -52,7 +48,7 @@ def verilog_module(m: Multiplier) -> str:
         circuit = Circuit(m)
         body = circuit.finish(GENERATORS[m.family](circuit))
         kind = f"structural: {circuit.gates} gates generated from the family's algorithm"
-    elif m.family in TABLE_FAMILIES or m.family not in _BUILTIN_FAMILIES():
+    elif m.family in TABLE_FAMILIES or m.family not in _builtin_families():
         body = table_body(m)
         kind = "BEHAVIOURAL: a case table of the design's LUT (no structural description known)"
     else:
