@@ -1,7 +1,7 @@
 """Hardware for the zoo: verified Verilog, synthesised cost and activity-based energy, RTL export.
 
 * :func:`verilog_module` — synthesisable Verilog of a design (structural for every built-in
-  family; a behavioural case table for designs imported as tables).
+  family; a behavioural ROM for designs imported as tables).
 * :func:`check_equivalence` — exhaustive simulation of that Verilog against the LUT (Icarus).
 * :func:`synthesize` — Yosys + ABC onto a generic transistor-count library (cached on disk).
 * :func:`activity_energy` — energy per multiplication from switching activity of the netlist

@@ -3,7 +3,7 @@
 A family's generator builds the design's real structure gate by gate on a :class:`Circuit`
 (partial products and Dadda trees, leading-one detectors, shifters, adders, sign-magnitude
 wrappers); the circuit is evaluated on all 65,536 operand pairs and checked against the LUT
-before its Verilog is returned. Designs known only as tables (imported ones) get a case-table
+before its Verilog is returned. Designs known only as tables (imported ones) get a ROM
 module, marked behavioural in its header.
 """
 
@@ -27,7 +27,7 @@ class NoGeneratorError(KeyError):
 
 
 def is_structural(m: Multiplier) -> bool:
-    """True when ``m`` gets a structural module (False: a behavioural case table)."""
+    """True when ``m`` gets a structural module (False: a behavioural ROM of its LUT)."""
     return m.family in GENERATORS
 
 
@@ -42,7 +42,7 @@ def verilog_module(m: Multiplier) -> str:
     """The Verilog text of ``m``: one module named ``m.name``, ports ``a``, ``b`` (8 bits) and ``p``.
 
     Built-in families without a generator raise :class:`NoGeneratorError`; designs of any other
-    family (imported tables) get a behavioural case-table module.
+    family (imported tables) get a behavioural ROM module.
     """
     if m.family in GENERATORS:
         circuit = Circuit(m)
@@ -50,7 +50,7 @@ def verilog_module(m: Multiplier) -> str:
         kind = f"structural: {circuit.gates} gates generated from the family's algorithm"
     elif m.family in TABLE_FAMILIES or m.family not in _builtin_families():
         body = table_body(m)
-        kind = "BEHAVIOURAL: a case table of the design's LUT (no structural description known)"
+        kind = "BEHAVIOURAL: a ROM holding the design's LUT (no structural description known)"
     else:
         raise NoGeneratorError(f"no Verilog generator for family {m.family!r} ({m.name})")
     return "\n".join(_header(m, kind) + _ports(m) + body + ["endmodule", ""])

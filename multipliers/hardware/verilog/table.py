@@ -6,7 +6,7 @@ import numpy as np
 
 from ..._record import Multiplier
 
-#: Families whose designs are tables only; they get a case-table module.
+#: Families whose designs are tables only; they get a ROM module.
 TABLE_FAMILIES = ("evoapprox", "imported")
 
 
