@@ -13,7 +13,7 @@ from ..output import atomic_write_bytes, format_table
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``dse zoo list`` and ``dse zoo show``."""
+    """Add ``dse zoo list``, ``show``, ``verilog`` and ``synth``."""
     zoo = subparsers.add_parser("zoo", help="the multiplier zoo: list designs, show one")
     commands = zoo.add_subparsers(dest="zoo_command", metavar="ZOO_COMMAND")
     zoo.set_defaults(handler=lambda args: (zoo.print_help(sys.stderr), 2)[1])
@@ -34,6 +34,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     show.add_argument("--lut", type=Path, help="write the LUT to this .npy file")
     show.add_argument("--json", action="store_true", help="print the record as JSON")
     show.set_defaults(handler=show_command)
+
+    verilog = commands.add_parser("verilog", help="write a design's synthesisable Verilog module")
+    verilog.add_argument("name", help="design name (see `dse zoo list`)")
+    _add_import(verilog)
+    verilog.add_argument("--out", type=Path, default=Path("."), help="folder to write NAME.v into (default: .)")
+    verilog.add_argument("--check", action="store_true",
+                         help="also simulate all 65,536 operand pairs against the LUT (needs Icarus Verilog)")
+    verilog.set_defaults(handler=verilog_command)
+
+    synth = commands.add_parser("synth", help="synthesise a design with Yosys: area, depth, activity energy")
+    synth.add_argument("name", help="design name (see `dse zoo list`)")
+    _add_import(synth)
+    synth.add_argument("--no-cache", action="store_true", help="synthesise again even when a cached result exists")
+    synth.add_argument("--json", action="store_true", help="print the result as JSON")
+    synth.set_defaults(handler=synth_command)
 
 
 def _add_import(parser: argparse.ArgumentParser) -> None:
@@ -152,4 +167,72 @@ def show_command(args: argparse.Namespace) -> int:
     for path, what in ((args.lut, "LUT"), (args.plot, "error heat map")):
         if path:
             print(f"wrote {what} to {path}", file=sys.stderr)
+    return 0
+
+
+def _design(args: argparse.Namespace):
+    """The design named on the command line, unknown names as user errors."""
+    zoo = load_zoo(args.imports)
+    try:
+        return zoo[args.name]
+    except KeyError as error:
+        raise UserError(str(error)) from None
+
+
+def verilog_command(args: argparse.Namespace) -> int:
+    """Write NAME.v; with --check, verify it against the LUT by exhaustive simulation."""
+    from multipliers.hardware.tools import ToolNotFoundError
+    from multipliers.hardware.verilog import is_structural, verilog_module
+
+    from ..output import atomic_write_text
+
+    m = _design(args)
+    path = args.out / f"{m.name}.v"
+    args.out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, verilog_module(m))
+    kind = "structural" if is_structural(m) else "behavioural table"
+    print(f"wrote {kind} Verilog of {m.name} to {path}", file=sys.stderr)
+    if args.check:
+        from multipliers.hardware.simulate import check_equivalence
+
+        try:
+            (result,) = check_equivalence([m], jobs=1)
+        except ToolNotFoundError as error:
+            raise UserError(str(error)) from None
+        if not result.passed:
+            print(f"FAIL {m.name}: {result.mismatches} of 65536 operand pairs differ ({result.first})")
+            return 1
+        print(f"PASS {m.name}: all 65536 operand pairs match the LUT")
+    return 0
+
+
+def synth_command(args: argparse.Namespace) -> int:
+    """Synthesise one design; print its area, cells, depth and activity energy (uniform operands)."""
+    from multipliers.hardware.activity import activity_energy
+    from multipliers.hardware.precomputed import reference_design
+    from multipliers.hardware.synthesis import SynthesisError, synthesize
+    from multipliers.hardware.tools import ToolNotFoundError
+
+    m = _design(args)
+    try:
+        result = synthesize(m, use_cache=not args.no_cache)
+        reference = synthesize(reference_design(m.signed))
+        energy = activity_energy(m)
+    except (ToolNotFoundError, SynthesisError) as error:
+        raise UserError(str(error).splitlines()[0]) from None
+    record = {
+        **result.summary(), "family": m.family, "signed": m.signed,
+        "energy_per_op": energy.energy, "energy_pj": energy.pj,
+        "relative": {"area": result.transistors / reference.transistors, "energy": energy.relative,
+                     "delay": result.depth / reference.depth},
+    }
+    if args.json:
+        print(json.dumps(record, indent=1))
+        return 0
+    rel = record["relative"]
+    print(f"{m.name}: {result.transistors} transistors in {result.cell_count} cells, logic depth {result.depth}, "
+          f"{energy.pj:.3f} pJ per multiplication (uniform operands)")
+    print(f"relative to {reference.name}: area {rel['area']:.3f}, energy {rel['energy']:.3f}, delay {rel['delay']:.3f}")
+    print("cells: " + ", ".join(f"{k} {v}" for k, v in result.cells.items()))
+    print(f"tool: {result.tool}")
     return 0
