@@ -125,8 +125,6 @@ class QuantLayer:
         """Compensation: the accumulator becomes ``gain * acc + offset`` (per channel), folded into requantisation."""
         scale = self.quant.input_scale * self.quant.weight_scale
         bias = self.bias.detach().to(torch.float64) if self.bias is not None else torch.zeros_like(scale)
-        if self.quant.scheme == "uint8":  # the constant zero-point terms fold into the bias as well
-            bias = bias + scale * self._constant_zero_point_terms()
         gain = torch.ones_like(scale) if gain is None else gain.to(torch.float64)
         offset = torch.zeros_like(scale) if offset is None else offset.to(torch.float64)
         self.requant_scale = scale * gain
@@ -139,20 +137,19 @@ class QuantLayer:
 
     # -- zero points (uint8) --------------------------------------------------------------------
     def zero_point_terms(self, codes: torch.Tensor) -> torch.Tensor:
-        """The data-dependent cross term ``z_w[n] * sum_k a_k`` (the constant ones live in the bias)."""
+        """``sum_k a w - sum_k (a - z_a)(w - z_w) = z_w[n] sum_k a + z_a sum_k w[k, n] - K z_a z_w[n]``."""
         window = self.window_sums(codes)  # (N, groups, ...) or (N, 1)
         per_group = self.weight.shape[0] // window.shape[1]
-        zw = self.quant.weight_zero.to(torch.float64)
         window = window.repeat_interleave(per_group, dim=1) if per_group > 1 else window
         shape = (1, -1) + (1,) * (window.dim() - 2)
-        return window * zw.view(shape)
+        zw = self.quant.weight_zero.to(torch.float64).view(shape)
+        return window * zw + self._constant_zero_point_terms().view(shape)
 
     def _constant_zero_point_terms(self) -> torch.Tensor:
-        """``K z_a z_w[n] - z_a sum_k w[k, n]`` per output channel."""
+        """``z_a sum_k w[k, n] - K z_a z_w[n]`` per output channel."""
         za = float(self.quant.input_zero)
         w = self.weight_codes.to(torch.float64).flatten(1)
-        k = w.shape[1]
-        return k * za * self.quant.weight_zero.to(torch.float64) - za * w.sum(1)
+        return za * w.sum(1) - w.shape[1] * za * self.quant.weight_zero.to(torch.float64)
 
 
 class QuantConv2d(QuantLayer, nn.Conv2d):
