@@ -1,0 +1,55 @@
+"""Compensation: bias and affine corrections reduce a biased design's distortion on a layer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from objectives.compensation import AffineFit, expected_error
+
+
+def _distortion(net, layer_name: str, x: torch.Tensor) -> float:
+    layer = net.layer(layer_name)
+    out = net.gemm_outputs(layer_name, x)
+    zero = layer.zero_point_terms(out.codes) if net.scheme == "uint8" else 0.0
+    exact = out.exact - zero
+    shape = (1, -1, 1, 1)
+    corrected = (out.emulated - zero) * layer.gain.view(shape) + layer.offset.view(shape)
+    return float((corrected - exact).norm() / exact.norm())
+
+
+@pytest.mark.parametrize("digits_net", ["int8", "uint8"], indirect=True)
+def test_compensation_reduces_distortion_of_column_truncation(digits_net, digits):
+    _, data = digits
+    x = data.evaluation.tensors[0][:64]  # held-out images, not the calibration ones
+    design = "trunc_s_t8" if digits_net.scheme == "int8" else "trunc_u_t8"
+    found = {}
+    for mode in ("none", "bias", "affine"):
+        digits_net.set_assignment({"conv2": design}, compensation=mode)
+        found[mode] = _distortion(digits_net, "conv2", x)
+    assert found["bias"] < 0.5 * found["none"]
+    assert found["affine"] < found["bias"]
+
+
+def test_expected_error_is_the_mean_accumulated_error():
+    rng = np.random.default_rng(0)
+    errors = rng.integers(-50, 50, size=(256, 256))
+    hist = rng.integers(0, 10, size=(3, 256))
+    weights = rng.integers(0, 256, size=(4, 3, 2, 2))
+    p = hist / hist.sum(1, keepdims=True)
+    expected = np.array([sum((p[c] * errors[:, weights[o, c, i, j]]).sum() for c in range(3) for i in range(2) for j in range(2)) for o in range(4)])
+    np.testing.assert_allclose(expected_error(errors, hist, weights), expected)
+
+
+def test_affine_fit_recovers_a_linear_relation():
+    fit = AffineFit()
+    torch.manual_seed(0)
+    for _ in range(3):
+        exact = torch.randn(50, 2, 4, 4, dtype=torch.float64) * 1e4 + 3e5
+        gain = torch.tensor([0.9, 1.2], dtype=torch.float64).view(1, 2, 1, 1)
+        approx = exact * gain - 700.0
+        fit.update(approx, exact)
+    g, h = fit.result()
+    torch.testing.assert_close(g, 1 / torch.tensor([0.9, 1.2], dtype=torch.float64))
+    torch.testing.assert_close(h, 700.0 / torch.tensor([0.9, 1.2], dtype=torch.float64), rtol=1e-6, atol=1e-3)
