@@ -53,11 +53,14 @@ class _LayerAccumulator:
         return self.outer / self.rows - np.outer(mean, mean)
 
 
-def collect_operands(qnet: Any, seed: int = 0, progress: bool = True) -> dict[str, list[LayerOperands]]:
+def collect_operands(
+    qnet: Any, seed: int = 0, progress: bool = True, covariance: bool = True
+) -> dict[str, list[LayerOperands]]:
     """Per layer (one entry per conv group), what the surrogate needs, from the exact network.
 
     Runs the calibration images once through ``qnet`` with exact multipliers, seeing every
-    layer's padded integer input codes.
+    layer's padded integer input codes. ``covariance=False`` skips the feature covariance
+    (block-diagonal from the histograms then), which is most of the cost.
     """
     import torch
 
@@ -82,7 +85,7 @@ def collect_operands(qnet: Any, seed: int = 0, progress: bool = True) -> dict[st
                     for codes in records[name]:
                         out = _exact_output(layer, codes)
                         energy[name] = energy[name] + out.pow(2).transpose(0, 1).reshape(out.shape[1], -1).sum(1).numpy()
-                        _accumulate(layer, codes, accumulators, name, rng, total_images, signed)
+                        _accumulate(layer, codes, accumulators, name, rng, total_images if covariance else 0, signed)
                     records[name].clear()
     finally:
         assignment, compensation, injection = saved
@@ -120,7 +123,7 @@ def _columns(layer: Any, codes: Any) -> np.ndarray:
     return cols.numpy().astype(np.int64)
 
 
-def _accumulate(layer, codes, accumulators, name, rng, total_images, signed) -> None:
+def _accumulate(layer, codes, accumulators, name, rng, total_images if covariance else 0, signed) -> None:
     cols = _columns(layer, codes)
     groups, rows, k = cols.shape
     features = activation_features(_activation_values(layer, signed))
@@ -130,7 +133,7 @@ def _accumulate(layer, codes, accumulators, name, rng, total_images, signed) -> 
             for _ in range(groups)
         ]
     expected_rows = rows / codes.shape[0] * total_images
-    keep_fraction = min(1.0, COVARIANCE_ROWS / max(expected_rows, 1.0))
+    keep_fraction = min(1.0, COVARIANCE_ROWS / expected_rows) if expected_rows > 0 else 0.0
     for g in range(groups):
         accumulators[name][g].add(cols[g], features, keep_fraction)
 
