@@ -15,6 +15,8 @@ from .errors import UserError
 COMMAND_MODULES = (
     "dse.commands.zoo",
     "dse.commands.inference",
+    "dse.commands.surrogate",
+    "dse.commands.study",
 )
 
 
