@@ -30,7 +30,7 @@ from fractions import Fraction
 import numpy as np
 
 #: Factorisations are searched up to this rank (tables of higher rank use the gather path).
-ANALYSIS_MAX_RANK = 24
+ANALYSIS_MAX_RANK = 16
 _RELATIVE_PIVOT_TOL = 1e-9
 
 

@@ -28,7 +28,7 @@ def choose_method(lut: np.ndarray, signed: bool) -> str:
     table = check_table(lut)
     if is_exact(table, signed):
         return "exact"
-    plans = lowrank_plans(table, signed, min(ANALYSIS_MAX_RANK, AUTO_MAX_CHANNELS))
+    plans = lowrank_plans(table, signed, ANALYSIS_MAX_RANK)  # one cached analysis per table
     if plans and plans[0].channels <= AUTO_MAX_CHANNELS:
         return "lowrank"
     return "gather"
@@ -40,13 +40,16 @@ def make_kernel(lut: np.ndarray, signed: bool, method: str = "auto") -> ProductK
     ``method``: "auto" (exact if the table is the exact product, else lowrank if an exact
     factorisation with at most :data:`AUTO_MAX_CHANNELS` stacked channels exists, else gather),
     or one path by name: "exact" (raises ValueError unless the table is exact), "lowrank"
-    (raises ValueError without an exact factorisation of rank <= 24), "gather" or "reference".
-    Kernels are cached by (table hash, signedness, method) and shared.
+    (raises ValueError without an exact factorisation of rank <= 16), "gather" or "reference".
+    Kernels are cached by (table hash, signedness, path) and shared: ``auto`` returns the same
+    object as asking for the path it picks.
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     table = check_table(lut)
     digest = hashlib.sha256(table.tobytes()).hexdigest()
+    if method == "auto":
+        method = choose_method(table, signed)
     _STASH[digest] = table
     try:
         return _make_cached(digest, bool(signed), method)
@@ -60,8 +63,6 @@ _STASH: dict[str, np.ndarray] = {}
 @functools.lru_cache(maxsize=512)
 def _make_cached(digest: str, signed: bool, method: str) -> ProductKernel:
     table = _STASH[digest]
-    if method == "auto":
-        method = choose_method(table, signed)
     if method == "exact":
         return ExactKernel(table, signed)
     if method == "lowrank":

@@ -3,7 +3,8 @@
 ``lut = exact + E``. The exact part is one integer-valued conv (:mod:`._exact`'s arithmetic). For
 the error, each layer gets a table ``T[g, k, a, o] = E[a, W[g, o, k]]`` (256 rows per weight
 position, one column per output channel of the group); every output position is then a bag
-of K rows, one per receptive-field element (row ``k * 256 + a``), summed by
+of K rows, one per receptive-field element (row ``k * 256 + a``, built channels-last by
+:func:`._im2col.table_rows`), summed by
 ``torch.nn.functional.embedding_bag(mode="sum")`` -- FBGEMM on CPU, a CUDA kernel on GPUs.
 
 Why this layout (measured on 2 CPU cores, ResNet-20-like 3x3 conv, N=64, C=O=32, 16x16):
@@ -42,7 +43,7 @@ CHUNK_INDICES = 1 << 24
 
 
 class GatherKernel(ProductKernel):
-    """Bit-exact for any table: ``conv(x, w)`` plus embedding bags over per-layer error tables."""
+    """Bit-exact for any table: embedding bags over per-layer tables (plus a GEMM for the exact part)."""
 
     method = "gather"
 
@@ -50,14 +51,15 @@ class GatherKernel(ProductKernel):
         super().__init__(lut, signed)
         values = operand_values(self.signed)[None, :]
         self._exact = StackedGemm(values, values, self.signed)
-        self._error = self.lut - exact_lut(self.signed).astype(np.int64)
-        self._device_tables: dict[tuple[torch.device, int], tuple[torch.Tensor, torch.Tensor, int]] = {}
+        self._sources = {"lut": self.lut, "error": self.lut - exact_lut(self.signed).astype(np.int64)}
+        self._device_tables: dict[tuple, tuple[torch.Tensor, torch.Tensor, int]] = {}
 
-    def _limb_tables(self, device: torch.device, n_limbs: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-        """(by weight: float32 (256 w, 256 a, L) limb values, int64 (L, 256 w) max_a |limb|, shift)."""
-        key = (device, n_limbs)
+    def _limb_tables(self, device: torch.device, source: str, n_limbs: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """For the "lut" or "error" table split into limbs: (float32 (256 w, 256 a, L) limb values,
+        int64 (L, 256 w) max over a of |limb|, limb shift in bits)."""
+        key = (device, source, n_limbs)
         if key not in self._device_tables:
-            limbs, shift = split_limbs(torch.tensor(self._error), n_limbs)
+            limbs, shift = split_limbs(torch.tensor(self._sources[source]), n_limbs)
             stacked = torch.stack(limbs)  # (L, 256 a, 256 w)
             col_max = stacked.abs().amax(dim=1)  # (L, 256 w)
             self._device_tables[key] = (
@@ -67,47 +69,59 @@ class GatherKernel(ProductKernel):
             )
         return self._device_tables[key]
 
+    def _limbs_needed(self, device: torch.device, source: str, w_codes: torch.Tensor) -> int | None:
+        """Fewest limbs (up to MAX_LIMBS) keeping every bag's partial sums below 2^24, or None."""
+        for n_limbs in range(1, MAX_LIMBS + 1):
+            _, col_max, _ = self._limb_tables(device, source, n_limbs)
+            sums = [col_max[limb][w_codes].to(torch.float64).sum(dim=1).max() for limb in range(n_limbs)]
+            if float(max(sums)) < FLOAT32_EXACT:
+                return n_limbs
+        return None
+
     def _prepare(self, w: torch.Tensor, prepared: PreparedWeight) -> None:
         data = prepared.data
+        o = w.shape[0]
+        w_codes = codes(w, self.signed).permute(0, 2, 3, 1).reshape(o, -1)  # (O, K), k = (i, j, c) like the rows
+        data["w_codes"] = w_codes
+        # Whole products in one float32 limb where the layer's sums allow (no GEMM at all);
+        # else the exact part as a GEMM and only the (small) error through the bags.
+        if self._limbs_needed(w.device, "lut", w_codes) == 1:
+            data["source"], data["n_limbs"] = "lut", 1
+            return
+        data["source"] = "error"
         data["exact"] = {}
         self._exact.prepare(w, data["exact"])
-        o = w.shape[0]
-        w_codes = codes(w, self.signed).reshape(o, -1)  # (O, K)
-        data["w_codes"] = w_codes
-        data["zero_error"] = not np.any(self._error)
-        if data["zero_error"]:
+        if not np.any(self._sources["error"]):
+            data["n_limbs"] = 0
             return
-        for n_limbs in range(1, MAX_LIMBS + 1):
-            _, col_max, _ = self._limb_tables(w.device, n_limbs)
-            bound = max(float(col_max[limb][w_codes].to(torch.float64).sum(dim=1).max()) for limb in range(n_limbs))
-            if bound < FLOAT32_EXACT:
-                break
-        else:  # pragma: no cover - needs |E| sums beyond 2^24 * 2^(3b): not a real 8x8 design
+        n_limbs = self._limbs_needed(w.device, "error", w_codes)
+        if n_limbs is None:  # pragma: no cover - needs |E| sums beyond 2^24 * 2^(3b): not a real 8x8 design
             raise OverflowError("error sums of this layer are too large for float32 limbs")
-        if bound >= FLOAT64_EXACT:  # pragma: no cover
-            raise OverflowError("error sums exceed 2^53")
         data["n_limbs"] = n_limbs
 
     def _layer_table(self, prepared: PreparedWeight, groups: int, lo: int, hi: int) -> torch.Tensor:
         """Float32 (g K 256, L (hi - lo)): rows (group, k, a), columns (limb, output channel lo..hi of the group)."""
         data = prepared.data
         n_limbs = data["n_limbs"]
-        by_weight, _, _ = self._limb_tables(prepared.device, n_limbs)
+        by_weight, _, _ = self._limb_tables(prepared.device, data["source"], n_limbs)
         o, k = data["w_codes"].shape
         w_codes = data["w_codes"].view(groups, o // groups, k)[:, lo:hi]  # (g, ob, K)
         table = by_weight[w_codes]  # (g, ob, K, 256 a, L)
-        return table.permute(0, 2, 3, 4, 1).reshape(groups * k * 256, n_limbs * (hi - lo))
+        return table.permute(0, 2, 3, 4, 1).contiguous().view(groups * k * 256, n_limbs * (hi - lo))
 
     def _conv2d(self, x, prepared, stride, dilation, groups, out_size):
         o, cg, kh, kw = prepared.shape
         data = prepared.data
-        y = self._exact.conv2d(x, data["exact"], prepared.cache, stride, dilation, groups, out_size, o)
-        if data["zero_error"]:
-            return y
         n = x.shape[0]
+        if data["source"] == "error":
+            y = self._exact.conv2d(x, data["exact"], prepared.cache, stride, dilation, groups, out_size, o)
+            if data["n_limbs"] == 0:
+                return y
+        else:
+            y = torch.empty((n, o, *out_size), dtype=torch.float64, device=x.device)
         og, k = o // groups, cg * kh * kw
         n_limbs = data["n_limbs"]
-        shift = self._limb_tables(prepared.device, n_limbs)[2]
+        shift = self._limb_tables(prepared.device, data["source"], n_limbs)[2]
         cached = groups * k * 256 * n_limbs * og <= TABLE_CACHE_ENTRIES
         block = og if cached else max(1, TABLE_BLOCK_ENTRIES // (groups * k * 256 * n_limbs))
         if cached and ("table", groups) not in prepared.cache:
@@ -115,7 +129,7 @@ class GatherKernel(ProductKernel):
         x_codes = codes(x, self.signed, torch.int32)
         positions = groups * out_size[0] * out_size[1]
         step = max(1, CHUNK_INDICES // (positions * k))
-        err = torch.empty((n, groups, *out_size, n_limbs, og), dtype=torch.float32, device=x.device)
+        bags_out = torch.empty((n, *out_size, groups, n_limbs, og), dtype=torch.float32, device=x.device)
         for start in range(0, n, step):
             rows = table_rows(x_codes[start : start + step], (kh, kw), stride, dilation, groups, out_size)
             bags = rows.view(-1, k)
@@ -123,9 +137,15 @@ class GatherKernel(ProductKernel):
                 hi = min(og, lo + block)
                 table = prepared.cache[("table", groups)] if cached else self._layer_table(prepared, groups, lo, hi)
                 part = F.embedding_bag(bags, table, mode="sum")  # (bags, L (hi - lo))
-                err[start : start + step, ..., lo:hi] = part.view(-1, groups, *out_size, n_limbs, hi - lo)
-        total = err[..., -1, :].to(torch.float64)
-        for limb in range(n_limbs - 2, -1, -1):
-            total = total * float(1 << shift) + err[..., limb, :]
-        # (N, g, Ho, Wo, Og) -> (N, g Og, Ho, Wo)
-        return y + total.permute(0, 1, 4, 2, 3).reshape(n, o, *out_size)
+                bags_out[start : start + step, ..., lo:hi] = part.view(-1, *out_size, groups, n_limbs, hi - lo)
+        if n_limbs == 1:
+            total = bags_out[..., 0, :]
+        else:
+            total = bags_out[..., -1, :].to(torch.float64)
+            for limb in range(n_limbs - 2, -1, -1):
+                total = total * float(1 << shift) + bags_out[..., limb, :]
+        # (N, Ho, Wo, g, Og) -> (N, g Og, Ho, Wo), added to (or written into) the float64 result
+        total = total.permute(0, 3, 4, 1, 2).reshape(n, o, *out_size) if groups > 1 else total.squeeze(3).permute(0, 3, 1, 2)
+        if data["source"] == "error":
+            return y.add_(total)
+        return y.copy_(total)

@@ -14,24 +14,26 @@ def table_rows(
     out_size: tuple[int, int],
     dtype: torch.dtype = torch.int32,
 ) -> torch.Tensor:
-    """``rows[n, grp, ho, wo, k] = k_global * 256 + code`` for every receptive-field element.
+    """``rows[n, ho, wo, grp, k] = (grp * K + k) * 256 + code`` for every receptive-field element.
 
-    ``x_codes`` (N, C, H, W) holds LUT indices (0..255) of a padded input. ``k_global`` is the
-    element's position in the flattened weight (channel, kernel row, kernel column), counted
-    across groups, so group ``grp`` reads rows ``grp * K * 256 ...`` of a table stacked by group.
-    Returns a contiguous (N, groups, Ho, Wo, K) tensor of ``dtype``, K = C/groups * kh * kw.
+    ``x_codes`` (N, C, H, W) holds LUT indices (0..255) of a padded input. Within a group the
+    receptive field is flattened as (kernel row i, kernel column j, channel c), k = (i kw + j) Cg + c:
+    channels innermost, so the copy runs over channels-last memory (an NCHW-ordered im2col of
+    the same size is many times slower). Returns a contiguous (N, Ho, Wo, groups, K) tensor of
+    ``dtype``, K = C/groups * kh * kw.
     """
     n, c, _, _ = x_codes.shape
     kh, kw = kernel_size
     cg = c // groups
     ho, wo = out_size
-    x_codes = x_codes.to(dtype).contiguous()
-    sn, sc, sh, sw = x_codes.stride()
-    patches = x_codes.as_strided(
-        (n, groups, ho, wo, cg, kh, kw),
-        (sn, cg * sc, sh * stride[0], sw * stride[1], sc, sh * dilation[0], sw * dilation[1]),
+    channels_last = x_codes.to(dtype).permute(0, 2, 3, 1).contiguous()  # (N, H, W, C)
+    sn, sh, sw, sc = channels_last.stride()
+    patches = channels_last.as_strided(
+        (n, ho, wo, groups, kh, kw, cg),
+        (sn, sh * stride[0], sw * stride[1], cg * sc, sh * dilation[0], sw * dilation[1], sc),
     )
-    base = (torch.arange(c * kh * kw, device=x_codes.device, dtype=dtype) * 256).view(1, groups, 1, 1, cg, kh, kw)
-    out = torch.empty((n, groups, ho, wo, cg, kh, kw), dtype=dtype, device=x_codes.device)
+    k = kh * kw * cg
+    base = (torch.arange(groups * k, device=x_codes.device, dtype=dtype) * 256).view(1, 1, 1, groups, kh, kw, cg)
+    out = torch.empty((n, ho, wo, groups, kh, kw, cg), dtype=dtype, device=x_codes.device)
     torch.add(patches, base, out=out)
-    return out.view(n, groups, ho, wo, cg * kh * kw)
+    return out.view(n, ho, wo, groups, k)

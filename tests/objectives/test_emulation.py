@@ -1,0 +1,464 @@
+"""Emulated layer arithmetic: every fast path is bit-exact against the reference path.
+
+The reference (``unfold`` + one LUT lookup per product, int64 sums) is the ground truth. Every
+zoo design (both signednesses) and every EvoApprox table of the shared data go through the path
+``auto`` picks, the gather path, and the low-rank path where the table has an exact
+factorisation, on small random inputs holding the operand extremes and a padded border: 3x3
+and 1x1 convolutions, stride 1 and 2, dilation, grouped and depthwise convolutions, and linear
+layers. Further tests cover the float32 bounds (limb splitting, float64 fallback), the exact
+factorisation (planted low-rank tables, rejection of wrong factors), the path choice and the API.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from multipliers._record import exact_lut, operand_values
+from multipliers.families import FAMILIES, get_family
+from objectives import emulation
+from objectives.emulation import (
+    Factorisation,
+    GatherKernel,
+    LowRankKernel,
+    exact_factorisation,
+    lowrank_plans,
+    make_kernel,
+)
+from objectives.emulation import _factorise, _gemm
+from objectives.emulation._precision import FLOAT32_EXACT, split_limbs
+
+from ..conftest import STRICT, shared_data_dir
+
+ZOO = [m for family in FAMILIES for m in family.designs()]
+EVO_DIRS = {"evoapprox-mul8u": False, "evoapprox-mul8s": True}
+
+
+def _evo_tables() -> list[tuple[str, bool]]:
+    data = shared_data_dir()
+    found = []
+    for folder, signed in EVO_DIRS.items():
+        if (data / folder).is_dir():
+            found += [(f"{folder}/{p.name}", signed) for p in sorted((data / folder).glob("*.bin"))]
+    return found
+
+
+EVO = _evo_tables()
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small tensors: one thread is faster, and immune to a busy machine's oversubscription."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
+
+
+def read_evo(relative: str, signed: bool) -> np.ndarray:
+    path = shared_data_dir() / relative
+    if signed:
+        return np.roll(np.fromfile(path, "<i2").reshape(256, 256), 128, axis=(0, 1)).astype(np.int64)
+    return np.fromfile(path, "<u2").reshape(256, 256).astype(np.int64)
+
+
+# -- operands ------------------------------------------------------------------------------------
+def random_operands(shape, signed, gen, pad=0):
+    """Random operand values holding both extremes (and 0), zero-padded by ``pad`` on H and W."""
+    lo, hi = (-128, 127) if signed else (0, 255)
+    t = torch.randint(lo, hi + 1, shape, generator=gen)
+    flat = t.view(-1)
+    flat[:3] = torch.tensor([lo, hi, 0])
+    flat[-2:] = torch.tensor([hi, lo])
+    if pad:
+        t = F.pad(t, (pad, pad, pad, pad), value=0)  # the caller pads with operand value 0
+    return t
+
+
+CONV_CASES = [
+    # (x shape before padding, pad, weight shape, stride, dilation, groups)
+    ((2, 4, 5, 5), 1, (3, 4, 3, 3), 1, 1, 1),
+    ((2, 4, 6, 7), 1, (4, 2, 3, 3), 2, 1, 2),
+    ((1, 4, 6, 6), 1, (8, 1, 3, 3), 1, 1, 4),  # depthwise, channel multiplier 2
+    ((2, 3, 4, 4), 0, (5, 3, 1, 1), 1, 1, 1),
+    ((1, 3, 7, 7), 2, (2, 3, 3, 3), 2, 2, 1),  # dilated
+]
+LINEAR_CASE = ((3, 20), (5, 20))
+
+
+def check_against_reference(lut: np.ndarray, signed: bool, methods: list[str], seed: int = 0) -> dict[str, str]:
+    """Run every conv case and the linear case through ``methods``; assert bit-equality with the reference."""
+    gen = torch.Generator().manual_seed(seed)
+    reference = make_kernel(lut, signed, "reference")
+    kernels = {m: make_kernel(lut, signed, m) for m in methods}
+    for x_shape, pad, w_shape, stride, dilation, groups in CONV_CASES:
+        x = random_operands(x_shape, signed, gen, pad)
+        w = random_operands(w_shape, signed, gen)
+        want = reference.conv2d(x, reference.prepare_weight(w), stride, dilation, groups)
+        for name, kernel in kernels.items():
+            got = kernel.conv2d(x.float(), kernel.prepare_weight(w.float()), (stride, stride), (dilation, dilation), groups)
+            assert got.dtype == torch.float64 and got.shape == want.shape
+            assert torch.equal(got, want), f"{name} ({kernel.method}) conv {x_shape}/{w_shape} s{stride} g{groups}"
+    x = random_operands(LINEAR_CASE[0], signed, gen)
+    w = random_operands(LINEAR_CASE[1], signed, gen)
+    want = reference.linear(x, reference.prepare_weight(w))
+    for name, kernel in kernels.items():
+        got = kernel.linear(x, kernel.prepare_weight(w))
+        assert torch.equal(got, want), f"{name} ({kernel.method}) linear"
+    return {name: kernel.method for name, kernel in kernels.items()}
+
+
+def fast_methods(lut: np.ndarray, signed: bool) -> list[str]:
+    methods = ["auto", "gather"]
+    if lowrank_plans(lut, signed, 16):
+        methods.append("lowrank")
+    return methods
+
+
+# -- every design --------------------------------------------------------------------------------
+@pytest.mark.parametrize("design", ZOO, ids=[m.name for m in ZOO])
+def test_zoo_design_fast_paths_match_reference(design):
+    lut = np.asarray(design.lut)
+    check_against_reference(lut, design.signed, fast_methods(lut, design.signed), seed=len(design.name))
+
+
+@pytest.mark.parametrize("table", EVO, ids=[t[0].split("/")[-1] for t in EVO])
+def test_evoapprox_fast_paths_match_reference(table):
+    relative, signed = table
+    lut = read_evo(relative, signed)
+    check_against_reference(lut, signed, fast_methods(lut, signed), seed=len(relative))
+
+
+def test_evoapprox_tables_are_present():
+    """All 49 EvoApprox tables take part (skipped, or failed in CI, without the shared data)."""
+    if not EVO:
+        reason = f"EvoApprox tables not found under {shared_data_dir()}; set DSE_SHARED_DATA"
+        if STRICT:
+            pytest.fail(reason)
+        pytest.skip(reason)
+    assert len(EVO) == 49
+
+
+def test_unfold_gemm_matches_conv(monkeypatch):
+    """The im2col + matmul GEMM (used off CPU) is bit-exact too."""
+    monkeypatch.setattr(_gemm, "VIA", "unfold")
+    for name in ("trunc_u_t4", "mitchell_s_w5"):
+        design = next(m for m in ZOO if m.name == name)
+        check_against_reference(np.asarray(design.lut), design.signed, ["exact" if design.is_exact else "auto", "gather"], seed=3)
+
+
+# -- float32 bounds ------------------------------------------------------------------------------
+def big_layer(signed: bool, value_x: int, value_w: int, k: int = 2048):
+    """A linear layer whose every product is at the extreme: partial sums far beyond 2^24."""
+    gen = torch.Generator().manual_seed(1)
+    lo, hi = (-128, 127) if signed else (0, 255)
+    x = torch.full((3, k), value_x, dtype=torch.float32)
+    w = torch.full((4, k), value_w, dtype=torch.float32)
+    x[1] = torch.randint(lo, hi + 1, (k,), generator=gen).float()
+    w[1] = torch.randint(lo, hi + 1, (k,), generator=gen).float()
+    return x, w
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_exact_path_splits_limbs_beyond_float32(signed):
+    value = -128 if signed else 255
+    x, w = big_layer(signed, value, value)
+    kernel = make_kernel(exact_lut(signed), signed, "exact")
+    prepared = kernel.prepare_weight(w)
+    assert prepared.data["limbs"].shape[0] > 1 and prepared.data["dtype"] == torch.float32
+    y = kernel.linear(x, prepared)
+    want = (x.double() @ w.double().T)
+    assert torch.equal(y, want)
+    assert y[0, 0] == 2048 * value * value > FLOAT32_EXACT
+    ref = make_kernel(exact_lut(signed), signed, "reference")
+    assert torch.equal(y, ref.linear(x, ref.prepare_weight(w)))
+
+
+def large_error_lut(signed: bool, seed: int = 5) -> np.ndarray:
+    """An unstructured table with errors of up to +-30000 (in the valid output range)."""
+    rng = np.random.default_rng(seed)
+    lut = exact_lut(signed).astype(np.int64) + rng.integers(-30000, 30001, (256, 256))
+    lo, hi = (-(1 << 16), (1 << 16) - 1) if signed else (0, (1 << 17) - 1)
+    return np.clip(lut, lo, hi)
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_gather_error_limbs_beyond_float32(signed):
+    lut = large_error_lut(signed)
+    value = -128 if signed else 255
+    x, w = big_layer(signed, value, value)
+    kernel = make_kernel(lut, signed, "gather")
+    prepared = kernel.prepare_weight(w)
+    assert prepared.data["source"] == "error" and prepared.data["n_limbs"] > 1
+    ref = make_kernel(lut, signed, "reference")
+    assert torch.equal(kernel.linear(x, prepared), ref.linear(x, ref.prepare_weight(w)))
+
+
+def test_gather_reads_whole_products_when_they_fit():
+    design = get_family("mitchell").make(True, w=5)
+    kernel = make_kernel(design.lut, True, "gather")
+    small = kernel.prepare_weight(torch.randint(-3, 4, (4, 8, 3, 3)))
+    assert small.data["source"] == "lut"
+    big = kernel.prepare_weight(torch.full((2, 2048), -128))
+    assert big.data["source"] == "error"
+
+
+def test_gather_blocks_tables_too_large_to_cache(monkeypatch):
+    from objectives.emulation import _gather
+
+    monkeypatch.setattr(_gather, "TABLE_CACHE_ENTRIES", 1000)
+    monkeypatch.setattr(_gather, "TABLE_BLOCK_ENTRIES", 3000)  # a block of one output channel
+    monkeypatch.setattr(_gather, "CHUNK_INDICES", 500)  # and several batch chunks
+    design = get_family("mbm").make(False, w=6)
+    kernel = GatherKernel(design.lut, False)
+    ref = make_kernel(design.lut, False, "reference")
+    gen = torch.Generator().manual_seed(2)
+    x = random_operands((3, 4, 6, 6), False, gen, pad=1)
+    w = random_operands((6, 2, 3, 3), False, gen)
+    got = kernel.conv2d(x, kernel.prepare_weight(w), groups=2)
+    assert torch.equal(got, ref.conv2d(x, ref.prepare_weight(w), groups=2))
+
+
+def test_lowrank_float64_fallback_is_exact():
+    """Factors too large for any float32 limb split run in float64, still exactly."""
+    a = operand_values(False)
+    u, v = (a + (1 << 23))[None, :], a[None, :]  # one factor just below 2^24
+    lut = u.T @ v
+    kernel = LowRankKernel(lut, False, Factorisation(u, v), plus_exact=False)
+    x, w = big_layer(False, 255, 255)
+    prepared = kernel.prepare_weight(w)
+    assert prepared.data["dtype"] == torch.float64
+    ref = make_kernel(lut, False, "reference")
+    assert torch.equal(kernel.linear(x, prepared), ref.linear(x, ref.prepare_weight(w)))
+
+
+def test_split_limbs_recombines():
+    values = torch.tensor([-(1 << 20) - 5, -1, 0, 1, 12345, (1 << 21) + 3])
+    for n in (1, 2, 3, 4):
+        limbs, shift = split_limbs(values, n)
+        total = sum(limb * (1 << (shift * i)) for i, limb in enumerate(limbs))
+        assert torch.equal(total, values)
+        for limb in limbs[:-1]:
+            assert int(limb.min()) >= 0 and int(limb.max()) < (1 << shift)
+
+
+# -- factorisation -------------------------------------------------------------------------------
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rank=st.integers(0, 6),
+    magnitude=st.sampled_from([1, 3, 40, 1000]),
+    seed=st.integers(0, 2**32 - 1),
+    plus_exact=st.booleans(),
+    signed=st.booleans(),
+)
+def test_planted_low_rank_is_found_exactly(rank, magnitude, seed, plus_exact, signed):
+    rng = np.random.default_rng(seed)
+    u = rng.integers(-magnitude, magnitude + 1, (rank, 256))
+    v = rng.integers(-magnitude, magnitude + 1, (rank, 256))
+    # structured factors too: bits of the operand, operand residues
+    if rank >= 2:
+        a = np.arange(256)
+        u[0] = (a >> int(rng.integers(0, 8))) & 1
+        v[1] = a % int(rng.integers(2, 64))
+    error = u.T @ v
+    fact = exact_factorisation(error, max_rank=8)
+    assert fact is not None
+    assert fact.rank == np.linalg.matrix_rank(error.astype(np.float64)) <= rank
+    assert np.array_equal(fact.product(), error)
+    # the low-rank kernel of [exact +] this table matches the reference
+    lut = error + (exact_lut(signed).astype(np.int64) if plus_exact else 0)
+    gen = torch.Generator().manual_seed(seed % 1000)
+    x = random_operands((2, 3, 4, 4), signed, gen, pad=1)
+    w = random_operands((2, 3, 3, 3), signed, gen)
+    ref = make_kernel(lut, signed, "reference")
+    kernel = make_kernel(lut, signed, "lowrank")
+    assert kernel.rank <= rank + 1
+    assert torch.equal(kernel.conv2d(x, kernel.prepare_weight(w)), ref.conv2d(x, ref.prepare_weight(w)))
+
+
+def test_full_rank_table_has_no_small_factorisation():
+    rng = np.random.default_rng(0)
+    table = rng.integers(-1000, 1000, (256, 256))
+    assert exact_factorisation(table, max_rank=12) is None
+    with pytest.raises(ValueError, match="no exact factorisation"):
+        make_kernel(exact_lut(False) + np.abs(table), False, "lowrank")
+
+
+def test_wrong_factorisation_is_rejected():
+    design = get_family("trunc").make(False, t=4, corrected=False)
+    error = np.asarray(design.lut, np.int64) - exact_lut(False)
+    fact = exact_factorisation(error)
+    assert fact is not None and fact.reproduces(error)
+    bad_v = fact.v.copy()
+    bad_v[0, 17] += 1
+    wrong = Factorisation(fact.u, bad_v)
+    assert not wrong.reproduces(error)
+    with pytest.raises(ValueError, match="does not reproduce"):
+        LowRankKernel(design.lut, False, wrong, plus_exact=True)
+    LowRankKernel(design.lut, False, fact, plus_exact=True)  # the right one is accepted
+
+
+def test_unverified_factorisation_falls_back_to_gather(monkeypatch):
+    """Factors that fail the exact check are never used: auto takes the gather path."""
+    design = get_family("trunc").make(True, t=4, corrected=False)
+    real = _factorise._factorise_with_pivots
+
+    def corrupted(table, rows, cols):
+        found = real(table, rows, cols)
+        if found is None:
+            return None
+        u, v = found
+        v = v.copy()
+        v[0, 3] += 1
+        return u, v
+
+    monkeypatch.setattr(_factorise, "_factorise_with_pivots", corrupted)
+    lut = np.asarray(design.lut, np.int64)
+    assert exact_factorisation(lut - exact_lut(True)) is None
+    _factorise._factorise_by_key.cache_clear()
+    emulation._factory._make_cached.cache_clear()
+    try:
+        assert lowrank_plans(lut, True) == []
+        assert make_kernel(lut, True).method == "gather"
+    finally:
+        _factorise._factorise_by_key.cache_clear()
+        emulation._factory._make_cached.cache_clear()
+
+
+def test_underestimated_rank_is_recovered(monkeypatch):
+    """A float elimination that stops one pivot short is caught by the exact check."""
+    real = _factorise._pivots
+
+    def short(table, max_pivots):
+        rows, cols, rank = real(table, max_pivots)
+        return rows, cols, max(rank - 1, 1)
+
+    monkeypatch.setattr(_factorise, "_pivots", short)
+    design = get_family("trunc").make(False, t=6, corrected=True)
+    error = np.asarray(design.lut, np.int64) - exact_lut(False)
+    fact = exact_factorisation(error)
+    assert fact is not None and fact.rank == np.linalg.matrix_rank(error.astype(float))
+    assert fact.reproduces(error)
+
+
+# -- path choice ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("signed", [False, True])
+def test_auto_picks_exact_for_the_exact_table(signed):
+    kernel = make_kernel(exact_lut(signed), signed)
+    assert kernel.method == "exact"
+    assert make_kernel(exact_lut(signed), signed, "exact") is kernel
+
+
+@pytest.mark.parametrize("signed", [False, True])
+@pytest.mark.parametrize("t", [2, 4])
+def test_auto_picks_lowrank_for_column_truncation(signed, t):
+    design = get_family("trunc").make(signed, t=t, corrected=False)
+    kernel = make_kernel(design.lut, signed)
+    assert kernel.method == "lowrank"
+    assert kernel.channels <= emulation.AUTO_MAX_CHANNELS
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_column_truncation_error_rank_is_small(signed):
+    for design in get_family("trunc").designs(signed):
+        error = np.asarray(design.lut, np.int64) - exact_lut(signed)
+        fact = exact_factorisation(error, max_rank=9)
+        assert fact is not None and fact.rank <= 9, design.name  # <= 8 columns, + 1 for a constant
+
+
+def test_auto_picks_gather_for_unstructured_tables():
+    design = get_family("mitchell").make(False, w=7)
+    assert make_kernel(design.lut, False).method == "gather"
+    assert make_kernel(large_error_lut(False), False).method == "gather"
+
+
+def test_zero_table_is_rank_zero():
+    lut = np.zeros((256, 256), np.int64)
+    kernel = make_kernel(lut, False)
+    assert kernel.method == "lowrank" and kernel.channels == 0
+    x = torch.randint(0, 256, (2, 3, 5, 5))
+    w = torch.randint(0, 256, (4, 3, 3, 3))
+    assert torch.equal(kernel.conv2d(x, kernel.prepare_weight(w)), torch.zeros(2, 4, 3, 3, dtype=torch.float64))
+
+
+# -- API -----------------------------------------------------------------------------------------
+def test_integer_dtypes_are_accepted():
+    design = get_family("drum").make(False, k=4)
+    kernel = make_kernel(design.lut, False)
+    ref = make_kernel(design.lut, False, "reference")
+    gen = torch.Generator().manual_seed(4)
+    x = random_operands((2, 3, 5, 5), False, gen, pad=1)
+    w = random_operands((2, 3, 3, 3), False, gen)
+    want = ref.conv2d(x, ref.prepare_weight(w))
+    for dtype in (torch.uint8, torch.int32, torch.int64, torch.float64):
+        got = kernel.conv2d(x.to(dtype), kernel.prepare_weight(w.to(dtype)))
+        assert torch.equal(got, want), dtype
+    signed_kernel = make_kernel(exact_lut(True), True)
+    xs = torch.randint(-128, 128, (2, 6), dtype=torch.int8)
+    ws = torch.randint(-128, 128, (3, 6), dtype=torch.int8)
+    assert torch.equal(signed_kernel.linear(xs, signed_kernel.prepare_weight(ws)), xs.double() @ ws.double().T)
+
+
+def test_bad_arguments_are_refused():
+    signed_kernel = make_kernel(exact_lut(True), True)
+    unsigned_kernel = make_kernel(exact_lut(False), False)
+    w = torch.zeros(2, 3, 3, 3)
+    with pytest.raises(ValueError, match="unknown method"):
+        make_kernel(exact_lut(True), True, "fast")
+    with pytest.raises(ValueError, match="not the exact product"):
+        make_kernel(get_family("drum").make(True, k=4).lut, True, "exact")
+    with pytest.raises(ValueError, match="outside the signed operand range"):
+        signed_kernel.prepare_weight(torch.full((2, 3), 128.0))
+    with pytest.raises(ValueError, match="outside the unsigned operand range"):
+        unsigned_kernel.prepare_weight(torch.full((2, 3), -1))
+    with pytest.raises(ValueError, match="integer operand values"):
+        signed_kernel.prepare_weight(torch.full((2, 3), 0.5))
+    prepared = signed_kernel.prepare_weight(w)
+    with pytest.raises(ValueError, match="not prepared by this kernel"):
+        unsigned_kernel.conv2d(torch.zeros(1, 3, 5, 5), prepared)
+    with pytest.raises(ValueError, match="channels"):
+        signed_kernel.conv2d(torch.zeros(1, 4, 5, 5), prepared)
+    with pytest.raises(ValueError, match="smaller than"):
+        signed_kernel.conv2d(torch.zeros(1, 3, 2, 2), prepared)
+    with pytest.raises(ValueError, match="linear"):
+        signed_kernel.linear(torch.zeros(1, 27), prepared)
+    with pytest.raises(ValueError, match="outside"):
+        signed_kernel.conv2d(torch.full((1, 3, 5, 5), 200.0), prepared)
+
+
+def test_kernels_are_cached_and_report_their_path():
+    design = get_family("trunc").make(False, t=2, corrected=True)
+    first = make_kernel(design.lut, False)
+    assert make_kernel(np.array(design.lut), False) is first
+    assert first.method in emulation.METHODS and first.method != "auto"
+    assert make_kernel(design.lut, False, "gather").method == "gather"
+    assert make_kernel(design.lut, False, "reference").method == "reference"
+
+
+def test_empty_batch():
+    kernel = make_kernel(exact_lut(True), True, "gather")
+    prepared = kernel.prepare_weight(torch.ones(2, 3, 3, 3))
+    assert kernel.conv2d(torch.zeros(0, 3, 5, 5), prepared).shape == (0, 2, 3, 3)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_matches_cpu_reference():
+    for name in ("exact_s", "trunc_u_t4", "mitchell_s_w5", "drum_u_k4"):
+        design = next(m for m in ZOO if m.name == name)
+        gen = torch.Generator().manual_seed(9)
+        x = random_operands((4, 8, 10, 10), design.signed, gen, pad=1)
+        w = random_operands((6, 8, 3, 3), design.signed, gen)
+        ref = make_kernel(design.lut, design.signed, "reference")
+        want = ref.conv2d(x, ref.prepare_weight(w), stride=2)
+        for method in ("auto", "gather"):
+            kernel = make_kernel(design.lut, design.signed, method)
+            got = kernel.conv2d(x.cuda(), kernel.prepare_weight(w.cuda()), stride=2)
+            assert got.device.type == "cuda"
+            assert torch.equal(got.cpu(), want), (name, method)
