@@ -107,6 +107,22 @@ class _Simulator:
         raise RuntimeError("netlist did not settle (combinational loop?)")
 
 
+def netlist_table(netlist: GateNetlist, signed: bool) -> np.ndarray:
+    """The netlist's outputs on all 65,536 operand pairs, as a LUT (int64 (256, 256), LUT order)."""
+    codes = np.arange(256, dtype=np.uint8)
+    sim = _Simulator(netlist)
+    state, _ = sim.settle(sim.initial(_pack(np.repeat(codes, 256)), _pack(np.tile(codes, 256))), count=False)
+    width = len(netlist.p)
+    bits = np.stack([np.unpackbits(state[n]).astype(np.int64) for n in netlist.p])
+    value = (bits << np.arange(width)[:, None]).sum(axis=0)
+    if signed:
+        value = np.where(value >> (width - 1), value - (1 << width), value)
+    order = codes.astype(np.int64) ^ (128 if signed else 0)  # operand code -> LUT index
+    table = np.empty((256, 256), dtype=np.int64)
+    table[np.ix_(order, order)] = value.reshape(256, 256)
+    return table
+
+
 def switching_energy(netlist: GateNetlist, a_codes: np.ndarray, b_codes: np.ndarray,
                      glitches: bool = True) -> tuple[float, float]:
     """(unit-delay, zero-delay) capacitance-weighted transitions per operand pair of the stream."""
@@ -138,13 +154,15 @@ def activity_energy(m: Multiplier, p: np.ndarray | None = None, q: np.ndarray | 
     from .precomputed import netlist_of, reference_design
 
     samples = -(-int(samples) // 8) * 8
-    energy, functional = _energy(netlist_of(m), m.signed, p, q, samples, seed, glitches)
+    energy, functional = stream_energy(netlist_of(m), m.signed, p, q, samples, seed, glitches)
     exact = reference_design(m.signed)
-    reference, _ = _energy(netlist_of(exact), m.signed, None, None, samples, seed, glitches)
+    reference, _ = stream_energy(netlist_of(exact), m.signed, None, None, samples, seed, glitches)
     relative = energy / reference
     return ActivityEnergy(energy, functional, relative, relative * EXACT_MULTIPLY_PJ, samples, glitches)
 
 
-def _energy(netlist: GateNetlist, signed: bool, p, q, samples: int, seed: int, glitches: bool) -> tuple[float, float]:
+def stream_energy(netlist: GateNetlist, signed: bool, p: np.ndarray | None, q: np.ndarray | None,
+                  samples: int, seed: int, glitches: bool = True) -> tuple[float, float]:
+    """(energy, zero-delay energy) per multiplication of a netlist on a stream drawn with ``seed``."""
     a, b = operand_stream(signed, p, q, samples, np.random.default_rng(seed))
     return switching_energy(netlist, a, b, glitches)

@@ -47,8 +47,11 @@ def layer_energy_pj(m: Multiplier, p: np.ndarray | None = None, q: np.ndarray | 
         try:
             return activity_energy(m, p, q, samples=samples, seed=seed).pj, "activity"
         except Exception as error:  # no synthesis tool, for a design without a shipped netlist
-            log.warning("%s: no activity-based energy (%s); using its %s cost", m.name, error, m.cost().method)
-    cost = m.cost()
+            log.warning("%s: no activity-based energy (%s); using its relative energy", m.name, error)
+    try:
+        cost = m.cost()
+    except KeyError:
+        raise ValueError(f"{m.name} has no cost estimate: give its energy per MAC explicitly") from None
     return EXACT_MULTIPLY_PJ * cost.energy, cost.method
 
 

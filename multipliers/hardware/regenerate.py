@@ -17,8 +17,10 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Sequence
 
+import numpy as np
+
 from .._record import Multiplier
-from .activity import DEFAULT_SAMPLES, _energy
+from .activity import DEFAULT_SAMPLES, netlist_table, stream_energy
 from .precomputed import COSTS_FILE, NETLISTS_FILE
 from .synthesis import SynthesisResult, synthesize, tool_version
 from .verilog import GENERATOR_VERSION
@@ -30,7 +32,9 @@ SEED = 0
 def characterise(m: Multiplier) -> tuple[SynthesisResult, dict[str, Any]]:
     """Synthesise ``m`` and measure its uniform-operand energy; return the result and its table entry."""
     result = synthesize(m)
-    energy, functional = _energy(result.netlist, m.signed, None, None, DEFAULT_SAMPLES, SEED, True)
+    if not np.array_equal(netlist_table(result.netlist, m.signed), m.lut):
+        raise RuntimeError(f"{m.name}: the synthesised netlist does not compute the design's LUT")
+    energy, functional = stream_energy(result.netlist, m.signed, None, None, DEFAULT_SAMPLES, SEED, True)
     entry = {**result.summary(), "energy": round(energy, 3), "functional_energy": round(functional, 3)}
     entry.pop("name")
     return result, entry

@@ -1,0 +1,84 @@
+"""Synthesis to the generic transistor-count library: plausible size, structure-consistent ordering, caching."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from multipliers import Multiplier
+from multipliers.families import FAMILIES, get_family
+from multipliers.hardware import synthesis
+from multipliers.hardware.activity import netlist_table
+from multipliers.hardware.tools import ToolNotFoundError, yosys
+from tests.conftest import skip_or_fail
+
+
+@pytest.fixture(scope="module", autouse=True)
+def private_cache(tmp_path_factory):
+    """Synthesise into a fresh cache, so the tests really run Yosys."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DSE_CACHE", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
+@pytest.fixture(scope="module")
+def synth():
+    try:
+        yosys()
+    except ToolNotFoundError as error:
+        skip_or_fail(str(error))
+    return synthesis.synthesize
+
+
+def test_exact_unsigned_is_a_plausible_size(synth):
+    result = synth(get_family("exact").make(False))
+    assert 2000 <= result.transistors <= 3000
+    assert 250 <= result.cell_count <= 500
+    assert 10 <= result.depth <= 40
+    assert set(result.cells) >= {"NAND2", "XOR2"}
+
+
+@pytest.mark.parametrize("family, param, values", [("trunc", "t", (4, 8, 10)), ("optrunc", "k", (1, 2, 3))])
+def test_area_falls_as_more_of_the_array_is_dropped(synth, family, param, values):
+    exact = synth(get_family("exact").make(False)).transistors
+    areas = [synth(get_family(family).make(False, **{param: v})).transistors for v in values]
+    assert exact > areas[0] > areas[1] > areas[2], areas
+
+
+@pytest.mark.parametrize("family, signed, params", [("exact", True, {}), ("mitchell", False, {"w": 5}),
+                                                    ("trunc", True, {"t": 6, "corrected": True})])
+def test_synthesised_netlist_computes_the_lut(synth, family, signed, params):
+    m = get_family(family).make(signed, **params)
+    assert np.array_equal(netlist_table(synth(m).netlist, signed), m.lut)
+
+
+def test_result_is_cached_by_design_and_tool(synth, monkeypatch):
+    m = get_family("trunc").make(False, t=10)
+    first = synth(m)
+    monkeypatch.setattr(synthesis, "run_yosys", lambda *a: pytest.fail("Yosys ran again despite the cache"))
+    again = synth(m)
+    assert again.transistors == first.transistors and again.netlist == first.netlist
+    changed = Multiplier("trunc_u_t10", "trunc", False, get_family("trunc").lut(False, t=11), {"t": 11})
+    with pytest.raises(pytest.fail.Exception):
+        synth(changed)  # another design: not in the cache
+
+
+def test_table_designs_are_not_synthesised():
+    m = Multiplier("some_table", "imported", False, get_family("exact").lut(False))
+    with pytest.raises(synthesis.SynthesisError, match="published"):
+        synthesis.synthesize(m)
+
+
+def test_shipped_table_covers_every_builtin_design():
+    from multipliers.hardware.precomputed import entry
+
+    stale = [m.name for family in FAMILIES for m in family.designs() if entry(m) is None]
+    assert not stale, f"run python -m multipliers.hardware.regenerate; no shipped cost for {stale}"
+
+
+def test_shipped_netlists_compute_their_luts():
+    from multipliers.hardware.precomputed import netlist_of
+
+    for family, signed, params in (("drum", True, {"k": 4}), ("roba", False, {}), ("kulkarni", False, {"cols": 7})):
+        m = get_family(family).make(signed, **params)
+        assert np.array_equal(netlist_table(netlist_of(m), signed), m.lut), m.name
