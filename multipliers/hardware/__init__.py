@@ -31,7 +31,7 @@ _EXPORTS = {
     "ActivityEnergy": ".activity",
     "attach_synthesis_costs": ".precomputed",
     "write_hardware_bundle": ".export",
-    "layer_energy_pj": ".export",
+    "layer_energy_pj": ".activity",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -18,6 +18,7 @@ So one design costs different energy in layers whose operand histograms differ.
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import NamedTuple
 
@@ -151,14 +152,21 @@ def activity_energy(m: Multiplier, p: np.ndarray | None = None, q: np.ndarray | 
 
     Uses the shipped netlist of a built-in design, else synthesises it (cached; needs Yosys).
     """
-    from .precomputed import netlist_of, reference_design
+    from .precomputed import netlist_of
 
     samples = -(-int(samples) // 8) * 8
     energy, functional = stream_energy(netlist_of(m), m.signed, p, q, samples, seed, glitches)
-    exact = reference_design(m.signed)
-    reference, _ = stream_energy(netlist_of(exact), m.signed, None, None, samples, seed, glitches)
+    reference = _reference_energy(m.signed, samples, seed, glitches)
     relative = energy / reference
     return ActivityEnergy(energy, functional, relative, relative * EXACT_MULTIPLY_PJ, samples, glitches)
+
+
+@functools.lru_cache(maxsize=16)
+def _reference_energy(signed: bool, samples: int, seed: int, glitches: bool) -> float:
+    """Energy of the exact multiplier of that signedness under uniform operands."""
+    from .precomputed import netlist_of, reference_design
+
+    return stream_energy(netlist_of(reference_design(signed)), signed, None, None, samples, seed, glitches)[0]
 
 
 def stream_energy(netlist: GateNetlist, signed: bool, p: np.ndarray | None, q: np.ndarray | None,
@@ -166,3 +174,26 @@ def stream_energy(netlist: GateNetlist, signed: bool, p: np.ndarray | None, q: n
     """(energy, zero-delay energy) per multiplication of a netlist on a stream drawn with ``seed``."""
     a, b = operand_stream(signed, p, q, samples, np.random.default_rng(seed))
     return switching_energy(netlist, a, b, glitches)
+
+
+def layer_energy_pj(m: Multiplier, p: np.ndarray | None = None, q: np.ndarray | None = None,
+                    samples: int = DEFAULT_SAMPLES, seed: int = 0) -> tuple[float, str]:
+    """(multiplier energy in pJ per MAC, method) under activations ~ ``p`` and weights ~ ``q``.
+
+    Activity-based on the synthesised netlist for structural designs (shipped for built-in ones,
+    else synthesised and cached); imported designs scale their own (published) relative energy.
+    """
+    from .synthesis import SynthesisError
+    from .tools import ToolNotFoundError
+    from .verilog import is_structural
+
+    if is_structural(m):
+        try:
+            return activity_energy(m, p, q, samples=samples, seed=seed).pj, "activity"
+        except (ToolNotFoundError, SynthesisError) as error:  # a design without a shipped netlist
+            log.warning("%s: no activity-based energy (%s); using its relative energy", m.name, error)
+    try:
+        cost = m.cost()
+    except KeyError:
+        raise ValueError(f"{m.name} has no cost estimate: give its energy per MAC explicitly") from None
+    return EXACT_MULTIPLY_PJ * cost.energy, cost.method

@@ -28,31 +28,12 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .._record import Multiplier
-from .activity import ACCUMULATE_PJ, EXACT_MULTIPLY_PJ, activity_energy
+from .activity import ACCUMULATE_PJ, EXACT_MULTIPLY_PJ, layer_energy_pj
 from .rtl_config import PACKAGE, WRAPPER, config_package, layer_wrapper, module_testbench
 from .simulate import lut_hex
-from .verilog import is_structural, verilog_module
+from .verilog import verilog_module
 
 log = logging.getLogger(__name__)
-
-
-def layer_energy_pj(m: Multiplier, p: np.ndarray | None = None, q: np.ndarray | None = None,
-                    samples: int = 8192, seed: int = 0) -> tuple[float, str]:
-    """(multiplier energy in pJ per MAC, method) under activations ~ ``p`` and weights ~ ``q``.
-
-    Activity-based on the synthesised netlist for structural designs (shipped for built-in ones,
-    else synthesised and cached); imported designs scale their own (published) relative energy.
-    """
-    if is_structural(m):
-        try:
-            return activity_energy(m, p, q, samples=samples, seed=seed).pj, "activity"
-        except Exception as error:  # no synthesis tool, for a design without a shipped netlist
-            log.warning("%s: no activity-based energy (%s); using its relative energy", m.name, error)
-    try:
-        cost = m.cost()
-    except KeyError:
-        raise ValueError(f"{m.name} has no cost estimate: give its energy per MAC explicitly") from None
-    return EXACT_MULTIPLY_PJ * cost.energy, cost.method
 
 
 def write_hardware_bundle(out_dir: str | Path, layers: Sequence[Mapping[str, Any]],
