@@ -123,7 +123,7 @@ def _columns(layer: Any, codes: Any) -> np.ndarray:
     return cols.numpy().astype(np.int64)
 
 
-def _accumulate(layer, codes, accumulators, name, rng, total_images if covariance else 0, signed) -> None:
+def _accumulate(layer, codes, accumulators, name, rng, total_images, signed) -> None:
     cols = _columns(layer, codes)
     groups, rows, k = cols.shape
     features = activation_features(_activation_values(layer, signed))
