@@ -95,9 +95,9 @@ class QuantLayer:
 
     def quantize_input(self, x: torch.Tensor) -> torch.Tensor:
         """Float input -> integer codes (float32 tensor holding integers)."""
-        q = torch.round(x.float() * (1.0 / self.quant.input_scale))
+        q = torch.mul(x.float(), 1.0 / self.quant.input_scale).round_()
         if self.quant.input_zero:
-            q = q + self.quant.input_zero
+            q.add_(self.quant.input_zero)
         return q.clamp_(self._lo, self._hi)
 
     def accumulate(self, codes: torch.Tensor) -> torch.Tensor:
@@ -115,10 +115,9 @@ class QuantLayer:
         return arithmetic.conv2d(codes, self) if isinstance(self, nn.Conv2d) else arithmetic.linear(codes, self)
 
     def requantize(self, acc: torch.Tensor) -> torch.Tensor:
-        """Accumulator -> float output: per-channel scale and bias (compensation folded in)."""
+        """Accumulator -> float32 output: per-channel scale and bias (compensation folded in)."""
         shape = (1, -1) + (1,) * (acc.dim() - 2)
-        out = acc * self.requant_scale.view(shape) + self.requant_bias.view(shape)
-        return out.float()
+        return torch.addcmul(self._bias32.view(shape), acc.float(), self._scale32.view(shape))
 
     # -- configuration --------------------------------------------------------------------------
     def set_correction(self, gain: torch.Tensor | None, offset: torch.Tensor | None) -> None:
@@ -129,6 +128,7 @@ class QuantLayer:
         offset = torch.zeros_like(scale) if offset is None else offset.to(torch.float64)
         self.requant_scale = scale * gain
         self.requant_bias = bias + scale * offset
+        self._scale32, self._bias32 = self.requant_scale.float(), self.requant_bias.float()
         self.gain, self.offset = gain, offset
 
     def lut_index(self, values: torch.Tensor) -> torch.Tensor:
