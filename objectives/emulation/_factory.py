@@ -17,10 +17,11 @@ from ._operands import check_table
 from ._reference import ReferenceKernel
 
 #: ``auto`` takes the low-rank path up to this many stacked channels per input channel (the
-#: rank, plus one for the exact term) and the gather path above. Measured (benchmarks/kernels.py,
-#: 2 CPU cores, ResNet-20-like 3x3 layer): the stacked conv costs about one float32 conv per
-#: channel, the gather path about five to seven.
-AUTO_MAX_CHANNELS = 6
+#: rank, plus one for the exact term) and the gather path above. Measured with
+#: benchmarks/kernels.py on CPU (ResNet-20-like 3x3 layer, N=64, C=O=32, 16x16): the stacked
+#: conv costs about one float32 conv per channel, the gather path five to ten, and at four
+#: channels the two were level. On GPUs the GEMM is relatively cheaper still; not measured.
+AUTO_MAX_CHANNELS = 4
 
 
 def choose_method(lut: np.ndarray, signed: bool) -> str:

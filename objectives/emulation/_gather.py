@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from multipliers._record import exact_lut, operand_values
 
 from ._base import PreparedWeight, ProductKernel
-from ._im2col import table_rows
+from ._im2col import channels_last, tap_rows
 from ._operands import codes
 from ._precision import FLOAT32_EXACT, FLOAT64_EXACT, MAX_LIMBS, split_limbs
 from ._stacked import StackedGemm
@@ -39,7 +39,14 @@ TABLE_CACHE_ENTRIES = 1 << 24
 #: Table block size when a layer's table is built per call.
 TABLE_BLOCK_ENTRIES = 1 << 22
 #: Row indices held at once (int32): the batch is processed in chunks below this.
-CHUNK_INDICES = 1 << 24
+CHUNK_INDICES = 1 << 22
+#: Bags read at least this many rows per call (whole kernel taps): see ``_embedding_bags``.
+TAP_BLOCK_ROWS = 32
+#: Layers whose table is too big to cache use one lookup per product below this many bags
+#: (output positions), where building the table would cost more than the lookups.
+DIRECT_MAX_BAGS = 256
+#: Lookups per step of the direct path (small enough to stay in cache).
+DIRECT_CHUNK = 1 << 18
 
 
 class GatherKernel(ProductKernel):
@@ -53,6 +60,7 @@ class GatherKernel(ProductKernel):
         self._exact = StackedGemm(values, values, self.signed)
         self._sources = {"lut": self.lut, "error": self.lut - exact_lut(self.signed).astype(np.int64)}
         self._device_tables: dict[tuple, tuple[torch.Tensor, torch.Tensor, int]] = {}
+        self._flat_tables: dict[tuple, torch.Tensor] = {}
 
     def _limb_tables(self, device: torch.device, source: str, n_limbs: int) -> tuple[torch.Tensor, torch.Tensor, int]:
         """For the "lut" or "error" table split into limbs: (float32 (256 w, 256 a, L) limb values,
@@ -119,33 +127,74 @@ class GatherKernel(ProductKernel):
                 return y
         else:
             y = torch.empty((n, o, *out_size), dtype=torch.float64, device=x.device)
-        og, k = o // groups, cg * kh * kw
-        n_limbs = data["n_limbs"]
-        shift = self._limb_tables(prepared.device, data["source"], n_limbs)[2]
-        cached = groups * k * 256 * n_limbs * og <= TABLE_CACHE_ENTRIES
-        block = og if cached else max(1, TABLE_BLOCK_ENTRIES // (groups * k * 256 * n_limbs))
-        if cached and ("table", groups) not in prepared.cache:
-            prepared.cache[("table", groups)] = self._layer_table(prepared, groups, 0, og)
-        x_codes = codes(x, self.signed, torch.int32)
-        positions = groups * out_size[0] * out_size[1]
-        step = max(1, CHUNK_INDICES // (positions * k))
-        bags_out = torch.empty((n, *out_size, groups, n_limbs, og), dtype=torch.float32, device=x.device)
-        for start in range(0, n, step):
-            rows = table_rows(x_codes[start : start + step], (kh, kw), stride, dilation, groups, out_size)
-            bags = rows.view(-1, k)
-            for lo in range(0, og, block):
-                hi = min(og, lo + block)
-                table = prepared.cache[("table", groups)] if cached else self._layer_table(prepared, groups, lo, hi)
-                part = F.embedding_bag(bags, table, mode="sum")  # (bags, L (hi - lo))
-                bags_out[start : start + step, ..., lo:hi] = part.view(-1, *out_size, groups, n_limbs, hi - lo)
-        if n_limbs == 1:
-            total = bags_out[..., 0, :]
+        cl = channels_last(codes(x, self.signed, torch.int32))
+        geometry = ((kh, kw), stride, dilation, groups, out_size)
+        table_entries = groups * cg * kh * kw * 256 * data["n_limbs"] * (o // groups)
+        bags = n * out_size[0] * out_size[1] * groups
+        if table_entries > TABLE_CACHE_ENTRIES and bags < DIRECT_MAX_BAGS:
+            total = self._direct(cl, prepared, geometry)
         else:
-            total = bags_out[..., -1, :].to(torch.float64)
-            for limb in range(n_limbs - 2, -1, -1):
-                total = total * float(1 << shift) + bags_out[..., limb, :]
+            total = self._embedding_bags(cl, prepared, geometry, cached=table_entries <= TABLE_CACHE_ENTRIES)
         # (N, Ho, Wo, g, Og) -> (N, g Og, Ho, Wo), added to (or written into) the float64 result
-        total = total.permute(0, 3, 4, 1, 2).reshape(n, o, *out_size) if groups > 1 else total.squeeze(3).permute(0, 3, 1, 2)
+        total = total.reshape(n, *out_size, o).permute(0, 3, 1, 2)
         if data["source"] == "error":
             return y.add_(total)
         return y.copy_(total)
+
+    def _embedding_bags(self, cl: torch.Tensor, prepared: PreparedWeight, geometry: tuple, cached: bool) -> torch.Tensor:
+        """(N, Ho, Wo, g, Og) float64-exact sums of the layer table's rows (float32 or float64)."""
+        (kh, kw), stride, dilation, groups, out_size = geometry
+        data = prepared.data
+        o, cg = prepared.shape[:2]
+        og, k = o // groups, cg * kh * kw
+        n_limbs = data["n_limbs"]
+        shift = self._limb_tables(prepared.device, data["source"], n_limbs)[2]
+        if cached:
+            if ("table", groups) not in prepared.cache:
+                prepared.cache[("table", groups)] = self._layer_table(prepared, groups, 0, og)
+            blocks = [(0, og, prepared.cache[("table", groups)])]
+        else:
+            step = max(1, TABLE_BLOCK_ENTRIES // (groups * k * 256 * n_limbs))
+            blocks = [(lo, min(og, lo + step), None) for lo in range(0, og, step)]
+        # Bags over a few kernel taps at a time (at least TAP_BLOCK_ROWS rows each): the rows
+        # they read sit close together in the table, and the index buffer stays small.
+        per_block = max(1, min(kh * kw, -(-TAP_BLOCK_ROWS // cg)))
+        tap_blocks = [list(range(t, min(kh * kw, t + per_block))) for t in range(0, kh * kw, per_block)]
+        n = cl.shape[0]
+        bag_out = torch.zeros((n, *out_size, groups, n_limbs, og), dtype=torch.float32, device=cl.device)
+        positions = out_size[0] * out_size[1] * groups
+        step_n = max(1, CHUNK_INDICES // (positions * per_block * cg))
+        for lo, hi, table in blocks:
+            table = self._layer_table(prepared, groups, lo, hi) if table is None else table
+            for start in range(0, n, step_n):
+                target = bag_out[start : start + step_n, ..., lo:hi]
+                for taps in tap_blocks:
+                    rows = tap_rows(cl[start : start + step_n], taps, (kh, kw), stride, dilation, groups, out_size)
+                    part = F.embedding_bag(rows.view(-1, len(taps) * cg), table, mode="sum")
+                    target += part.view(target.shape)  # partial sums of one bag: exact, same bound
+        if n_limbs == 1:
+            return bag_out[..., 0, :]
+        total = bag_out[..., -1, :].to(torch.float64)
+        for limb in range(n_limbs - 2, -1, -1):
+            total = total * float(1 << shift) + bag_out[..., limb, :]
+        return total
+
+    def _direct(self, cl: torch.Tensor, prepared: PreparedWeight, geometry: tuple) -> torch.Tensor:
+        """(N, Ho, Wo, g, Og) int64 sums, one lookup per product: for few bags and a table too big to cache."""
+        (kh, kw), stride, dilation, groups, out_size = geometry
+        data = prepared.data
+        o, cg = prepared.shape[:2]
+        og, k = o // groups, cg * kh * kw
+        flat = self._flat_tables.get((cl.device, data["source"]))
+        if flat is None:
+            flat = torch.tensor(self._sources[data["source"]], dtype=torch.int32, device=cl.device).view(-1)
+            self._flat_tables[(cl.device, data["source"])] = flat
+        a = tap_rows(cl, list(range(kh * kw)), (kh, kw), stride, dilation, groups, out_size, table_rows=False)
+        a = a.view(-1, groups, 1, k) * 256  # (M, g, 1, K)
+        w_codes = data["w_codes"].to(torch.int32).view(1, groups, og, k)
+        out = torch.empty((a.shape[0], groups, og), dtype=torch.int64, device=cl.device)
+        step = max(1, DIRECT_CHUNK // (groups * og * k))
+        for start in range(0, a.shape[0], step):
+            index = a[start : start + step] + w_codes  # (m, g, Og, K)
+            out[start : start + step] = flat.index_select(0, index.view(-1)).view(index.shape).sum(dim=3)
+        return out

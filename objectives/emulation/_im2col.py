@@ -1,39 +1,56 @@
-"""Row indices of per-layer tables, im2col style, built in one strided pass."""
+"""Receptive-field indices, im2col style, built from a channels-last copy of the input codes.
+
+Within a group the receptive field is flattened as (kernel row i, kernel column j, channel c),
+``k = (i kw + j) Cg + c``: channels innermost, so every copy runs over contiguous channels-last
+memory (an NCHW-ordered im2col of the same size is many times slower on CPU).
+"""
 
 from __future__ import annotations
 
 import torch
 
 
-def table_rows(
-    x_codes: torch.Tensor,
+def channels_last(x_codes: torch.Tensor, dtype: torch.dtype = torch.int32) -> torch.Tensor:
+    """(N, C, H, W) codes -> contiguous (N, H, W, C) of ``dtype``."""
+    return x_codes.to(dtype).permute(0, 2, 3, 1).contiguous()
+
+
+def tap_rows(
+    cl: torch.Tensor,
+    taps: list[int],
     kernel_size: tuple[int, int],
     stride: tuple[int, int],
     dilation: tuple[int, int],
     groups: int,
     out_size: tuple[int, int],
-    dtype: torch.dtype = torch.int32,
+    table_rows: bool = True,
 ) -> torch.Tensor:
-    """``rows[n, ho, wo, grp, k] = (grp * K + k) * 256 + code`` for every receptive-field element.
+    """Indices of the receptive-field elements of kernel taps ``taps`` (tap = i kw + j).
 
-    ``x_codes`` (N, C, H, W) holds LUT indices (0..255) of a padded input. Within a group the
-    receptive field is flattened as (kernel row i, kernel column j, channel c), k = (i kw + j) Cg + c:
-    channels innermost, so the copy runs over channels-last memory (an NCHW-ordered im2col of
-    the same size is many times slower). Returns a contiguous (N, Ho, Wo, groups, K) tensor of
-    ``dtype``, K = C/groups * kh * kw.
+    ``cl`` is the channels-last (N, H, W, C) int tensor of LUT indices (0..255) of a padded input.
+    Returns a contiguous (N, Ho, Wo, groups, len(taps) Cg) tensor of ``cl``'s dtype holding
+    ``(grp K + k) * 256 + code`` (the row of a per-layer table stacked by group, K = Cg kh kw)
+    with ``table_rows``, else the codes themselves.
     """
-    n, c, _, _ = x_codes.shape
+    n, _, _, c = cl.shape
     kh, kw = kernel_size
     cg = c // groups
     ho, wo = out_size
-    channels_last = x_codes.to(dtype).permute(0, 2, 3, 1).contiguous()  # (N, H, W, C)
-    sn, sh, sw, sc = channels_last.stride()
-    patches = channels_last.as_strided(
-        (n, ho, wo, groups, kh, kw, cg),
-        (sn, sh * stride[0], sw * stride[1], cg * sc, sh * dilation[0], sw * dilation[1], sc),
-    )
-    k = kh * kw * cg
-    base = (torch.arange(groups * k, device=x_codes.device, dtype=dtype) * 256).view(1, 1, 1, groups, kh, kw, cg)
-    out = torch.empty((n, ho, wo, groups, kh, kw, cg), dtype=dtype, device=x_codes.device)
-    torch.add(patches, base, out=out)
-    return out.view(n, ho, wo, groups, k)
+    k_total = kh * kw * cg
+    sn, sh, sw, sc = cl.stride()
+    out = torch.empty((n, ho, wo, groups, len(taps), cg), dtype=cl.dtype, device=cl.device)
+    channel = torch.arange(cg, device=cl.device, dtype=cl.dtype)
+    group = torch.arange(groups, device=cl.device, dtype=cl.dtype).view(groups, 1)
+    for t, tap in enumerate(taps):
+        i, j = divmod(tap, kw)
+        patch = cl.as_strided(
+            (n, ho, wo, groups, cg),
+            (sn, sh * stride[0], sw * stride[1], cg * sc, sc),
+            cl.storage_offset() + i * dilation[0] * sh + j * dilation[1] * sw,
+        )
+        if table_rows:
+            base = (group * k_total + tap * cg + channel) * 256  # (g, Cg)
+            torch.add(patch, base, out=out[:, :, :, :, t, :])
+        else:
+            out[:, :, :, :, t, :].copy_(patch)
+    return out.view(n, ho, wo, groups, len(taps) * cg)

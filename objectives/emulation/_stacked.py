@@ -3,7 +3,8 @@
 For a table ``lut[a, w] = sum_r u[r, a] v[r, w]`` (integer factors), each input element is
 mapped to its R factor values and each weight to its R factor values; stacking the R maps along
 the channel dimension (inside each group) turns the sum over r into part of the GEMM's
-reduction, so one conv with R times the input channels computes every output exactly.
+reduction, so one conv with R times the input channels computes every output exactly. On CPU
+the R convs run one by one and are accumulated instead (see :data:`STACKED`).
 
 Exactness: the conv runs in float32 when every partial sum is an integer below 2^24 in
 magnitude. The bound per output channel o is ``sum_{r,c,i,j} max_a |u_r(a)| |v_r(w[o,c,i,j])|``
@@ -22,6 +23,12 @@ from multipliers._record import operand_values
 from ._gemm import integer_conv2d
 from ._operands import codes
 from ._precision import FLOAT32_EXACT, FLOAT64_EXACT, MAX_LIMBS, partial_sum_bound, split_limbs
+
+#: True: one conv over all factors stacked along channels; False: one conv per factor,
+#: accumulated; None: stacked off CPU (one large GEMM), separate on CPU, where measured
+#: (benchmarks/kernels.py) R convs of C channels took 15-20% less than one of R C channels
+#: plus building the stacked input.
+STACKED: bool | None = None
 
 
 class StackedGemm:
@@ -59,13 +66,11 @@ class StackedGemm:
         if r == 0:
             return
         _, v_t = self._tables(w.device, torch.float32)
-        vw = v_t[:, codes(w, self.signed)]  # (R, O, Cg, kh, kw) int64
-        vw = vw.permute(1, 0, 2, 3, 4).reshape(o, r * cg, kh, kw)
-        u_max = torch.as_tensor(self.u_max, dtype=torch.float64, device=w.device).repeat_interleave(cg)
-        u_max = u_max.view(1, r * cg, 1, 1)
+        vw = v_t[:, codes(w, self.signed)].transpose(0, 1)  # (O, R, Cg, kh, kw) int64
+        u_max = torch.as_tensor(self.u_max, dtype=torch.float64, device=w.device).view(1, r, 1, 1, 1)
 
         def bound(limb: torch.Tensor) -> float:
-            return partial_sum_bound(limb.abs() * u_max, (1, 2, 3))
+            return partial_sum_bound(limb.abs() * u_max, (1, 2, 3, 4))
 
         chosen = None
         if int(self.u_max.max()) < FLOAT32_EXACT:
@@ -79,22 +84,23 @@ class StackedGemm:
                 raise OverflowError("partial sums of this layer exceed 2^53: not exactly computable in float64")
             chosen = ([vw], 0, torch.float64)
         limbs, shift, dtype = chosen
-        data["limbs"] = torch.stack(limbs).to(dtype)  # (L, O, R Cg, kh, kw)
+        data["limbs"] = torch.stack(limbs).to(dtype)  # (L, O, R, Cg, kh, kw)
         data["shift"] = shift
         data["dtype"] = dtype
 
-    def _grouped_weight(self, data: dict, cache: dict, groups: int) -> torch.Tensor:
-        """The limb weights as one (g L Og, R Cg, kh, kw) tensor: limbs inside each group."""
-        limbs = data["limbs"]
-        n_limbs, o = limbs.shape[:2]
-        if n_limbs == 1:
-            return limbs[0]
-        key = ("stacked-weight", groups)
+    def _weight(self, data: dict, cache: dict, groups: int, r: int | None) -> torch.Tensor:
+        """Conv weight (g L Og, R Cg or Cg, kh, kw): all factors stacked (``r`` None) or factor r.
+
+        Output channels run (group, limb, channel of the group), so the limbs of each group stay
+        inside that group's block of a grouped conv.
+        """
+        key = ("weight", groups, r)
         if key not in cache:
-            rest = limbs.shape[2:]
-            cache[key] = (
-                limbs.reshape(n_limbs, groups, o // groups, *rest).transpose(0, 1).reshape(n_limbs * o, *rest).contiguous()
-            )
+            limbs = data["limbs"]  # (L, O, R, Cg, kh, kw)
+            n_limbs, o, rank, cg, kh, kw = limbs.shape
+            sel = limbs if r is None else limbs[:, :, r : r + 1]
+            sel = sel.reshape(n_limbs, groups, o // groups, -1, kh, kw).transpose(0, 1)
+            cache[key] = sel.reshape(groups * n_limbs * (o // groups), -1, kh, kw).contiguous()
         return cache[key]
 
     # -- inputs --------------------------------------------------------------------------------
@@ -105,13 +111,15 @@ class StackedGemm:
         if r == 1 and self.identity[0]:
             return x.to(dtype)
         u_t, _ = self._tables(x.device, dtype)
-        idx = codes(x, self.signed)
+        # int32 codes and index_select: an int64 index tensor and advanced indexing are each
+        # several times slower than the conv's own input pass.
+        idx = codes(x, self.signed, torch.int32).view(-1)
         if r == 1:
-            return u_t[0][idx]
+            return torch.index_select(u_t[0], 0, idx).view(n, c, h, w)
         cg = c // groups
         out = torch.empty((n, groups, r, cg, h, w), dtype=dtype, device=x.device)
         for k in range(r):
-            src = x if self.identity[k] else u_t[k][idx]
+            src = x if self.identity[k] else torch.index_select(u_t[k], 0, idx)
             out[:, :, k].copy_(src.view(n, groups, cg, h, w))
         return out.view(n, groups * r * cg, h, w)
 
@@ -132,9 +140,18 @@ class StackedGemm:
         if self.rank == 0:
             return torch.zeros((n, o, *out_size), dtype=torch.float64, device=x.device)
         dtype = data["dtype"]
-        xs = self.stack_input(x, groups, dtype)
-        w = self._grouped_weight(data, cache, groups)
-        y = integer_conv2d(xs, w, stride, dilation, groups, out_size)
+        stacked = STACKED if STACKED is not None else x.device.type != "cpu"
+        if stacked or self.rank == 1:
+            xs = self.stack_input(x, groups, dtype)
+            y = integer_conv2d(xs, self._weight(data, cache, groups, None), stride, dilation, groups, out_size)
+        else:  # one conv per factor, accumulated: partial sums of the same terms, same bound
+            u_t, _ = self._tables(x.device, dtype)
+            idx = codes(x, self.signed, torch.int32).view(-1)
+            y = None
+            for r in range(self.rank):
+                xr = x.to(dtype) if self.identity[r] else torch.index_select(u_t[r], 0, idx).view(x.shape)
+                part = integer_conv2d(xr, self._weight(data, cache, groups, r), stride, dilation, groups, out_size)
+                y = part if y is None else y.add_(part)
         n_limbs = data["limbs"].shape[0]
         if n_limbs == 1:
             return y.to(torch.float64)
