@@ -82,3 +82,20 @@ def test_shipped_netlists_compute_their_luts():
     for family, signed, params in (("drum", True, {"k": 4}), ("roba", False, {}), ("kulkarni", False, {"cols": 7})):
         m = get_family(family).make(signed, **params)
         assert np.array_equal(netlist_table(netlist_of(m), signed), m.lut), m.name
+
+
+def test_shipped_areas_agree_with_the_arrays_structure():
+    """Of two array designs, the one keeping a strict subset of the other's partial products is smaller."""
+    from multipliers.hardware.precomputed import entry
+    from multipliers.hardware.verilog.array import kept_mask
+
+    designs = [m for f in FAMILIES for m in f.designs()
+               if m.family in ("exact", "trunc", "bam", "perf") and not m.params.get("corrected")]
+    pairs = 0
+    for x in designs:
+        for y in designs:
+            kx, ky = kept_mask(x.family, dict(x.params)), kept_mask(y.family, dict(y.params))
+            if x.signed == y.signed and (kx <= ky).all() and (kx != ky).any():
+                pairs += 1
+                assert entry(x)["transistors"] < entry(y)["transistors"], (x.name, y.name)
+    assert pairs > 50
