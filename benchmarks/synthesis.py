@@ -1,4 +1,4 @@
-"""Synthesised cost of every built-in design: per-family area and energy relative to exact, and the unit-gate model's rank agreement.
+"""Synthesised cost of the built-in designs: per-family area and energy vs exact, and the unit-gate rank agreement.
 
     python benchmarks/synthesis.py [--fresh] [--samples 8192]
 
@@ -50,7 +50,8 @@ def geomean(values: list[float]) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--fresh", action="store_true", help="synthesise every design again instead of the shipped table")
+    parser.add_argument("--fresh", action="store_true",
+                        help="synthesise every design again instead of using the shipped table")
     parser.add_argument("--samples", type=int, default=8192, help="operand pairs for the activity timing")
     args = parser.parse_args()
     designs = [m for f in FAMILIES for m in f.designs()]
@@ -69,13 +70,15 @@ def main() -> int:
         costs = {m.name: (rows[m.name]["transistors"] / ref[m.signed]["transistors"],
                           rows[m.name]["energy"] / ref[m.signed]["energy"]) for m in designs}
     else:
-        costs = {m.name: (m.cost("synthesis").area, m.cost("synthesis").energy) for m in attach_synthesis_costs(designs)}
+        attached = attach_synthesis_costs(designs)
+        costs = {m.name: (m.cost("synthesis").area, m.cost("synthesis").energy) for m in attached}
     synth = time.perf_counter() - start
 
     by_family: dict[tuple[str, bool], list] = defaultdict(list)
     for m in designs:
         by_family[(m.family, m.signed)].append((costs[m.name][0], costs[m.name][1], m.cost("unit-gate").area))
-    print(f"{'family':<10} {'sign':<4} {'n':>2}  {'area':>6} {'energy':>6} {'unit-gate':>9}   (geometric means, exact = 1)")
+    print(f"{'family':<10} {'sign':<4} {'n':>2}  {'area':>6} {'energy':>6} {'unit-gate':>9}"
+          "   (geometric means, exact = 1)")
     for (family, signed), values in by_family.items():
         area, energy, unit = (geomean([v[k] for v in values]) for k in range(3))
         print(f"{family:<10} {'s' if signed else 'u':<4} {len(values):>2}  {area:6.3f} {energy:6.3f} {unit:9.3f}")

@@ -48,7 +48,8 @@ def regenerate(designs: Sequence[Multiplier], jobs: int = 2) -> dict[str, Any]:
     reference = {("signed" if m.signed else "unsigned"): entries[m.name]
                  for m in designs if m.family == "exact" and not m.params}
     table = {
-        "about": "synthesised cost of the built-in designs; regenerate with python -m multipliers.hardware.regenerate",
+        "about": "synthesised cost of the built-in designs; "
+                 "regenerate with python -m multipliers.hardware.regenerate",
         "tool": tool_version(),
         "generator_version": GENERATOR_VERSION,
         "library": "axm_generic_transistors (area: transistors; energy: capacitance-weighted transitions "
@@ -60,9 +61,11 @@ def regenerate(designs: Sequence[Multiplier], jobs: int = 2) -> dict[str, Any]:
     }
     COSTS_FILE.parent.mkdir(parents=True, exist_ok=True)
     COSTS_FILE.write_text(json.dumps(table, indent=1, sort_keys=False) + "\n")
-    netlists = {m.name: {"lut_sha256": m.lut_sha256, "netlist": r.netlist.to_json()} for m, (r, _) in zip(designs, done)}
-    with gzip.open(NETLISTS_FILE, "wt", compresslevel=9) as f:
-        json.dump(netlists, f, separators=(",", ":"))
+    netlists = {m.name: {"lut_sha256": m.lut_sha256, "netlist": r.netlist.to_json()}
+                for m, (r, _) in zip(designs, done)}
+    text = json.dumps(netlists, separators=(",", ":")).encode()
+    with open(NETLISTS_FILE, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=9, mtime=0) as f:
+        f.write(text)  # mtime 0: the same netlists give the same bytes
     return table
 
 

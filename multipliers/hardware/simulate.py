@@ -79,7 +79,8 @@ def testbench(multipliers: Sequence[Multiplier], hex_dir: Path, top: str = "tb_e
     return "\n".join(lines)
 
 
-def check_equivalence(multipliers: Sequence[Multiplier], jobs: int = 2, workdir: Path | None = None) -> list[Equivalence]:
+def check_equivalence(multipliers: Sequence[Multiplier], jobs: int = 2,
+                      workdir: Path | None = None) -> list[Equivalence]:
     """Simulate every design's Verilog on all 65,536 operand pairs against its LUT (Icarus Verilog)."""
     compiler, runtime = iverilog()
     multipliers = list(multipliers)

@@ -29,7 +29,8 @@ def layers():
         {"index": 2, "name": "conv2", "multiplier": get_family("mbm").make(True, w=7), "macs": 4000,
          "bias": None, "scale": None, "activation_hist": low},
         {"index": 5, "name": "fc", "multiplier": imported, "macs": 100, "bias": [0.25], "scale": None},
-        {"index": 6, "name": "fc2", "multiplier": get_family("mbm").make(True, w=7), "macs": 10, "bias": None, "scale": None},
+        {"index": 6, "name": "fc2", "multiplier": get_family("mbm").make(True, w=7), "macs": 10,
+         "bias": None, "scale": None},
     ]
 
 

@@ -1,4 +1,4 @@
-"""Error-tolerant multiplier: a shared exact multiplier of the high (or, for small operands, low) parts plus an OR scan."""
+"""Error-tolerant multiplier: one exact multiplier of the high (small operands: low) parts plus an OR scan."""
 
 from __future__ import annotations
 

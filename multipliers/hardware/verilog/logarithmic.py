@@ -1,4 +1,4 @@
-"""Mitchell's logarithmic multiplier and MBM: leading-one detectors, normalising shifters, adders, an antilog shifter."""
+"""Mitchell's log multiplier and MBM: leading-one detectors, normalising shifters, adders, an antilog shifter."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Static segment multiplier: per operand a multiplexer picks the low or high m-bit segment; the product is shifted back."""
+"""Static segment multiplier: multiplexers pick each operand's low or high m-bit segment; the product shifts back."""
 
 from __future__ import annotations
 
