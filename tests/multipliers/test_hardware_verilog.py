@@ -21,22 +21,30 @@ def builtin_designs() -> list[Multiplier]:
     return [m for family in FAMILIES for m in family.designs()]
 
 
-@pytest.fixture(scope="module")
-def evoapprox() -> list[Multiplier]:
+def evoapprox_designs() -> list[Multiplier]:
+    """The 49 EvoApprox8b tables of the shared data ([] when it is not there)."""
     folder = shared_data_dir()
     if not folder.is_dir():
-        skip_or_fail(f"shared test data not found at {folder}; set DSE_SHARED_DATA")
+        return []
     return import_designs(folder / "evoapprox-mul8u") + import_designs(folder / "evoapprox-mul8s")
 
 
 @pytest.fixture(scope="module")
-def equivalence(evoapprox) -> dict:
+def evoapprox() -> list[Multiplier]:
+    designs = evoapprox_designs()
+    if not designs:
+        skip_or_fail(f"shared test data not found at {shared_data_dir()}; set DSE_SHARED_DATA")
+    return designs
+
+
+@pytest.fixture(scope="module")
+def equivalence() -> dict:
     """Every built-in and every EvoApprox design simulated exhaustively, in one Icarus run per core."""
     if not (shutil.which("iverilog") and shutil.which("vvp")):
         skip_or_fail("Icarus Verilog (iverilog, vvp) is not installed; apt-get install iverilog")
     from multipliers.hardware.simulate import check_equivalence
 
-    designs = builtin_designs() + evoapprox
+    designs = builtin_designs() + evoapprox_designs()
     return {r.name: r for r in check_equivalence(designs, jobs=2)}
 
 
