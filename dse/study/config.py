@@ -109,6 +109,15 @@ def load_study(path: str | os.PathLike, overrides: Sequence[str] = ()) -> StudyC
     return config
 
 
+def from_tables(tables: dict[str, Any], path: Path, text: str = "", overrides: Sequence[str] = ()) -> StudyConfig:
+    """A config from :meth:`StudyConfig.as_dict` output (as stored in a study folder); paths are not rechecked."""
+    sections = {
+        table: _section(cls, table, tables.get(table, {}), str(path), path.parent, check_paths=False)
+        for table, cls in S.SECTIONS.items()
+    }
+    return StudyConfig(path=path, text=text, overrides=tuple(overrides), **sections)
+
+
 def _apply_override(raw: dict[str, Any], item: str) -> None:
     """Apply ``table.key=value`` (value read as TOML, else as a string)."""
     name, sep, value = item.partition("=")
@@ -125,7 +134,7 @@ def _apply_override(raw: dict[str, Any], item: str) -> None:
     table[parts[1]] = parsed
 
 
-def _section(cls: type, table: str, values: dict[str, Any], where: str, base: Path) -> Any:
+def _section(cls: type, table: str, values: dict[str, Any], where: str, base: Path, check_paths: bool = True) -> Any:
     hints = get_type_hints(cls)
     known = {f.name: f for f in fields(cls)}
     for name in values:
@@ -149,7 +158,7 @@ def _section(cls: type, table: str, values: dict[str, Any], where: str, base: Pa
         if minimum is not None and value < minimum:
             raise UserError(f"{where}: {full} must be at least {minimum}, got {value}")
         kind = f.metadata.get("path")
-        if kind and value:
+        if kind and value and check_paths:
             value = tuple(_path(v, kind, full, where, base) for v in value) if isinstance(value, tuple) else _path(
                 value, kind, full, where, base
             )

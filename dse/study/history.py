@@ -1,8 +1,11 @@
 """The search's record in the optuna storage: one trial per surrogate evaluation, read back as arrays.
 
-A trial's parameters are the genes (shown values: multiplier names, slot numbers, compensations),
-its values the objectives, its constraint ``drop`` the predicted drop over the limit; engines add
-their own system attributes (generation numbers). Engines resume from this record alone.
+A stored trial holds its values (the objectives), its constraint ``drop`` (predicted drop over the
+limit) and one system attribute ``dse`` with its genotype (the gene values) and what the engine
+keeps per trial (generation numbers). Engines resume from this record alone. The genes are not
+stored as optuna parameters: a relational storage writes and checks each parameter separately,
+which would triple the cost of recording thousands of surrogate evaluations. :meth:`as_optuna`
+turns stored trials into trials with parameters (gene name -> shown value) for samplers.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ if TYPE_CHECKING:
     import optuna
 
 CONSTRAINT = "drop"
+RECORD = "dse"
+GENOTYPE = "genotype"
 
 
 class SearchHistory(NamedTuple):
@@ -27,7 +32,7 @@ class SearchHistory(NamedTuple):
     F: np.ndarray  # (n, n_obj)
     G: np.ndarray  # (n, 1)
     numbers: np.ndarray  # (n,) trial numbers
-    system_attrs: list[dict[str, Any]]
+    system_attrs: list[dict[str, Any]]  # each trial's engine attributes (its ``dse`` record)
 
     def __len__(self) -> int:
         return len(self.numbers)
@@ -56,22 +61,37 @@ class SearchRecorder:
                 np.zeros((0, self.encoding.n_genes), np.int64), np.zeros((0, n_obj)), np.zeros((0, 1)),
                 np.zeros(0, np.int64), [],
             )
-        genotypes = np.stack([self.encoding.genotype(t.params) for t in trials])
+        records = [t.system_attrs[RECORD] for t in trials]
+        genotypes = np.array([r[GENOTYPE] for r in records], dtype=np.int64)
         F = np.array([t.values for t in trials], dtype=np.float64)
         G = np.array([[t.constraints.get(CONSTRAINT, 0.0)] for t in trials], dtype=np.float64)
-        return SearchHistory(genotypes, F, G, np.array([t.number for t in trials]), [dict(t.system_attrs) for t in trials])
+        return SearchHistory(genotypes, F, G, np.array([t.number for t in trials]), records)
 
-    def frozen(self, genotype: np.ndarray, f: np.ndarray, g: float, system_attrs: dict[str, Any]) -> "optuna.trial.FrozenTrial":
-        """A completed trial for one evaluated genotype."""
+    def frozen(self, genotype: np.ndarray, f: Sequence[float], g: float, system_attrs: dict[str, Any]) -> "optuna.trial.FrozenTrial":
+        """A completed trial to store for one evaluated genotype."""
         import optuna
 
-        trial = optuna.trial.create_trial(
-            params=self.encoding.params(genotype),
-            distributions=self.distributions,
-            values=[float(v) for v in f],
-            system_attrs={**system_attrs, f"constraints:{CONSTRAINT}": float(g)},
+        attrs = {k: v for k, v in system_attrs.items() if not k.startswith("constraints") and k != "fixed_params"}
+        attrs[GENOTYPE] = [int(v) for v in genotype]
+        return optuna.trial.create_trial(
+            values=[float(v) for v in f], system_attrs={RECORD: attrs, f"constraints:{CONSTRAINT}": float(g)}
         )
-        return trial
+
+    def as_optuna(self, trials: Sequence["optuna.trial.FrozenTrial"]) -> list["optuna.trial.FrozenTrial"]:
+        """Stored trials with the genes as optuna parameters (for a sampler's working copy)."""
+        import optuna
+
+        return [
+            optuna.trial.create_trial(
+                params=self.encoding.params(t.system_attrs[RECORD][GENOTYPE]), distributions=self.distributions,
+                values=t.values,
+                system_attrs={
+                    **{k: v for k, v in t.system_attrs[RECORD].items() if k != GENOTYPE},
+                    f"constraints:{CONSTRAINT}": t.constraints[CONSTRAINT],
+                },
+            )
+            for t in trials
+        ]
 
     def record(self, trials: Sequence["optuna.trial.FrozenTrial"]) -> None:
         """Append completed trials to the storage."""

@@ -1,8 +1,12 @@
 """The search problem, pymoo style: genotypes (pop, n_genes) in, objectives F and constraints G out.
 
-Objectives, all minimised: multiplier energy in percent of all-exact, predicted top-1 drop in
-points, and optionally the summed relative area of the distinct multipliers. One constraint:
-predicted drop minus the allowed drop (feasible when <= 0).
+Objectives, all minimised: multiplier energy in percent of all-exact (whole network), the
+surrogate's score as log10 (monotone in the predicted top-1 drop, so the Pareto order is the same,
+and independent of the score-to-drop map, which is refitted as real measurements come in: stored
+trials never go stale), and optionally the summed relative area of the distinct multipliers. One
+constraint keeps the search where it matters: log10 score at most log10 of a cap (the score the
+calibrated map puts well beyond the allowed drop). Layers outside the encoding (kept exact) count
+in the energy at the exact design's cost.
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ class Surrogate(Protocol):
     layer_names: Sequence[str]
     multiplier_names: Sequence[str]
 
+    def score(self, X: np.ndarray) -> np.ndarray:
+        """Raw score (predicted logit error power) of assignments X (pop, L) of multiplier indices."""
+
     def predict_drop(self, X: np.ndarray) -> np.ndarray:
         """Predicted top-1 drop (points) of assignments X (pop, L) of multiplier indices."""
 
@@ -36,7 +43,7 @@ class Evaluation(NamedTuple):
     X: np.ndarray  # (pop, L) multiplier indices
     C: np.ndarray  # (pop, L) compensation choice indices
     F: np.ndarray  # (pop, n_obj)
-    G: np.ndarray  # (pop, 1): predicted drop - max_drop
+    G: np.ndarray  # (pop, 1): log10 score - log10 cap (feasible <= 0)
 
 
 class AssignmentProblem:
@@ -50,43 +57,86 @@ class AssignmentProblem:
         self.surrogate = surrogate
         self.max_drop = float(max_drop)
         self.area = area
+        self.score_cap = np.inf
+        # every layer (the energy model's, network order); layers outside the encoding stay exact
+        self.all_layers = [layer.name for layer in energy.layers]
+        self._columns = np.array([self.all_layers.index(n) for n in encoding.layer_names])
+        energy_names = [m.name for m in energy.multipliers]
+        self._to_energy = np.array([energy_names.index(n) for n in encoding.multiplier_names])
         # the surrogate may order layers and designs its own way: map ours onto its indices
-        self._layer_order = np.array([list(surrogate.layer_names).index(n) for n in encoding.layer_names])
-        self._design_index = np.array([list(surrogate.multiplier_names).index(n) for n in encoding.multiplier_names])
-        self._inverse_layers = np.argsort(self._layer_order)
+        theirs = list(surrogate.layer_names)
+        self._surrogate_columns = np.array([theirs.index(n) for n in self.all_layers])
+        self._to_surrogate = np.array([list(surrogate.multiplier_names).index(n) for n in encoding.multiplier_names])
 
     @property
     def objective_names(self) -> list[str]:
         """Names of the columns of F."""
-        return ["energy", "predicted_drop"] + (["area"] if self.area else [])
+        return ["energy", "log10_score"] + (["area"] if self.area else [])
 
     @property
     def n_obj(self) -> int:
         """Number of objectives."""
         return len(self.objective_names)
 
+    def expand(self, X: np.ndarray) -> np.ndarray:
+        """Assignments over every layer (network order); kept-exact layers get index 0, the exact design."""
+        X = np.atleast_2d(np.asarray(X, dtype=np.int64))
+        full = np.zeros((len(X), len(self.all_layers)), dtype=np.int64)
+        full[:, self._columns] = X
+        return full
+
+    def energy_rows(self, X: np.ndarray) -> np.ndarray:
+        """Assignments as rows of the energy model (every layer, its design indices)."""
+        return self._to_energy[self.expand(X)]
+
+    def _surrogate_rows(self, X: np.ndarray) -> np.ndarray:
+        full = self._to_surrogate[self.expand(X)]
+        theirs = np.empty_like(full)
+        theirs[:, self._surrogate_columns] = full
+        return theirs
+
+    def relative_energy(self, X: np.ndarray) -> np.ndarray:
+        """Multiplier energy relative to all-exact (whole network), (pop,)."""
+        return self.energy.relative_energy(self.energy_rows(X))
+
+    def score(self, X: np.ndarray) -> np.ndarray:
+        """The surrogate's raw score (monotone in the predicted drop; needs no fitted map)."""
+        return np.asarray(self.surrogate.score(self._surrogate_rows(X)), dtype=np.float64)
+
     def predict_drop(self, X: np.ndarray, C: np.ndarray | None = None) -> np.ndarray:
-        """Surrogate drop of assignments in our layer and design order."""
-        X = np.atleast_2d(X)
-        theirs = np.empty_like(X)
-        theirs[:, self._layer_order] = self._design_index[X]
+        """Surrogate drop of assignments (pop, L) in our layer and design order."""
+        theirs = self._surrogate_rows(X)
         if self.encoding.searched_compensation and C is not None:
-            comp = np.empty_like(C)
-            comp[:, self._layer_order] = C
+            comp = np.zeros_like(theirs)
+            comp[:, self._surrogate_columns[self._columns]] = np.atleast_2d(C)
             return np.asarray(self.surrogate.predict_drop(theirs, compensation=comp), dtype=np.float64)
         return np.asarray(self.surrogate.predict_drop(theirs), dtype=np.float64)
 
     def fit_drop_map(self, X: np.ndarray, drops: np.ndarray) -> None:
         """Refit the surrogate's map on measured drops of assignments in our order."""
-        X = np.atleast_2d(X)
-        theirs = np.empty_like(X)
-        theirs[:, self._layer_order] = self._design_index[X]
-        self.surrogate.fit_drop_map(theirs, np.asarray(drops, dtype=np.float64))
+        self.surrogate.fit_drop_map(self._surrogate_rows(X), np.asarray(drops, dtype=np.float64))
 
     def evaluate(self, genotypes: np.ndarray) -> Evaluation:
         """Decode and score a population."""
         X, C = self.encoding.decode(genotypes)
-        energy = 100.0 * self.energy.relative_energy(X)
-        drop = self.predict_drop(X, C)
-        columns = [energy, drop] + ([self.energy.distinct_area(X)] if self.area else [])
-        return Evaluation(X, C, np.stack(columns, axis=1), (drop - self.max_drop)[:, None])
+        energy = 100.0 * self.relative_energy(X)
+        log_score = log_scores(self.score(X))
+        columns = [energy, log_score] + ([self.energy.distinct_area(self.energy_rows(X))] if self.area else [])
+        cap = np.log10(self.score_cap) if np.isfinite(self.score_cap) else np.inf
+        G = np.where(np.isfinite(cap), log_score - cap, -1.0)
+        return Evaluation(X, C, np.stack(columns, axis=1), G[:, None])
+
+
+#: Scores below this count as this (log10 of 0 is not a number a storage keeps).
+SCORE_FLOOR = 1e-30
+
+
+def log_scores(scores: np.ndarray) -> np.ndarray:
+    """log10 of scores, floored at :data:`SCORE_FLOOR`."""
+    return np.log10(np.maximum(np.asarray(scores, dtype=np.float64), SCORE_FLOOR))
+
+
+def scores_of(log_score: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`log_scores` (floored scores come back as 0)."""
+    values = np.power(10.0, np.asarray(log_score, dtype=np.float64))
+    return np.where(values <= SCORE_FLOOR, 0.0, values)

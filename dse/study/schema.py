@@ -113,14 +113,16 @@ class SearchSection:
 class SurrogateSection:
     """[surrogate]: the distortion surrogate and the real inferences that calibrate it."""
 
-    calibration_points: int = key(4, "assignments measured with real inference to fit the score-to-drop map", minimum=0)
+    calibration_points: int = key(
+        4, "real inferences along the surrogate's greedy path that first fit its score-to-drop map", minimum=2
+    )
 
 
 @dataclass(frozen=True)
 class ConfirmationSection:
     """[confirmation]: real, error-injected inference of the surrogate's front."""
 
-    candidates: int = key(12, "front points confirmed with real inference", minimum=1)
+    candidates: int = key(12, "most front points confirmed with real inference (in rounds, refitting the map)", minimum=1)
     images: int = key(0, "test images per confirmation (0: all)", minimum=0)
     jobs: int = key(2, "parallel confirmation processes (-1: all cores)", minimum=-1)
     report_drops: tuple[float, ...] = key((0.5, 1.0), "drop levels (points) at which the summary reports the saving")

@@ -21,49 +21,48 @@ def uniform_assignments(problem: AssignmentProblem) -> np.ndarray:
     return np.repeat(np.arange(len(problem.encoding.multiplier_names))[:, None], L, axis=1)
 
 
-def greedy_path(problem: AssignmentProblem, drop_limit: float, max_steps: int | None = None) -> np.ndarray:
-    """Assignments (steps, L) along the greedy path, until the predicted drop passes ``drop_limit``."""
+def greedy_path(problem: AssignmentProblem, max_steps: int | None = None) -> np.ndarray:
+    """Assignments (steps, L) along the greedy path, from the first change to the cheapest assignment.
+
+    Changes are ranked by energy saved per unit of the surrogate's raw score (additive over layers
+    and monotone in the predicted drop, so no fitted drop map is needed); a change that saves
+    energy without raising the score is taken first.
+    """
     encoding = problem.encoding
-    layers = encoding.layer_names
-    unit_of_layer = np.array([next(u for u, unit in enumerate(encoding.units) if name in unit) for name in layers])
+    unit_of_layer = np.array(
+        [next(u for u, unit in enumerate(encoding.units) if name in unit) for name in encoding.layer_names]
+    )
     U, M = len(encoding.units), len(encoding.multiplier_names)
     choice = np.zeros(U, dtype=np.int64)
-    energy = problem.energy
-    C = _default_compensation(problem, 1)
-    current_e = float(energy.relative_energy(choice[unit_of_layer][None])[0])
-    current_d = float(problem.predict_drop(choice[unit_of_layer][None], C)[0])
+    current_e = float(problem.relative_energy(choice[unit_of_layer][None])[0])
+    current_s = float(problem.score(choice[unit_of_layer][None])[0])
     path = []
-    moves_u, moves_m = np.meshgrid(np.arange(U), np.arange(M), indexing="ij")
-    moves_u, moves_m = moves_u.ravel(), moves_m.ravel()
+    moves_u, moves_m = (a.ravel() for a in np.meshgrid(np.arange(U), np.arange(M), indexing="ij"))
+    rows = np.arange(len(moves_u))
     for _ in range(max_steps or U * M):
         candidates = np.repeat(choice[None], len(moves_u), axis=0)
-        candidates[np.arange(len(moves_u)), moves_u] = moves_m
+        candidates[rows, moves_u] = moves_m
+        X = candidates[:, unit_of_layer]
+        e = problem.relative_energy(X)
+        saving = current_e - e
+        allowed = saving > 1e-12
         if encoding.slots:
             used = np.zeros((len(candidates), M), dtype=bool)
             np.put_along_axis(used, candidates, True, axis=1)
-            allowed = used.sum(axis=1) <= encoding.slots
-        else:
-            allowed = np.ones(len(candidates), dtype=bool)
-        X = candidates[:, unit_of_layer]
-        e = energy.relative_energy(X)
-        saving = current_e - e
-        allowed &= saving > 1e-12
+            allowed &= used.sum(axis=1) <= encoding.slots
         if not allowed.any():
             break
-        d = problem.predict_drop(X, _default_compensation(problem, len(X)))
-        cost = np.maximum(d - current_d, 0.0)
-        free = allowed & (cost <= 1e-12)
+        s = problem.score(X)
+        cost = np.maximum(s - current_s, 0.0)
+        free = allowed & (cost <= 1e-15 * max(current_s, 1e-300))
         if free.any():
             best = int(np.flatnonzero(free)[np.argmax(saving[free])])
         else:
-            ratio = np.where(allowed, saving / np.maximum(cost, 1e-12), -np.inf)
-            best = int(np.argmax(ratio))
+            best = int(np.argmax(np.where(allowed, saving / np.maximum(cost, 1e-300), -np.inf)))
         choice = candidates[best]
-        current_e, current_d = float(e[best]), float(d[best])
+        current_e, current_s = float(e[best]), float(s[best])
         path.append(choice[unit_of_layer])
-        if current_d > drop_limit:
-            break
-    return np.array(path, dtype=np.int64).reshape(-1, len(layers))
+    return np.array(path, dtype=np.int64).reshape(-1, len(encoding.layer_names))
 
 
 def _default_compensation(problem: AssignmentProblem, n: int) -> np.ndarray | None:
@@ -90,16 +89,19 @@ def initial_genotypes(problem: AssignmentProblem, population: int, path: np.ndar
     return problem.encoding.encode(X, _default_compensation(problem, len(X)))
 
 
-def calibration_assignments(problem: AssignmentProblem, path: np.ndarray, count: int, max_drop: float) -> np.ndarray:
-    """``count`` path points whose predicted drops are nearest to max_drop x (1/4 .. 2), (count, L)."""
+def spread_in_score(problem: AssignmentProblem, path: np.ndarray, count: int) -> np.ndarray:
+    """``count`` path points at evenly spaced fractions of its log-score range, the last at its end.
+
+    Used before any drop map exists; the path's end (the cheapest, most damaging assignment)
+    anchors the map at large scores, so the map never flattens where the search still looks.
+    """
     if count <= 0 or len(path) == 0:
-        return np.zeros((0, len(problem.encoding.layer_names)), dtype=np.int64)
-    drops = problem.predict_drop(path, _default_compensation(problem, len(path)))
-    targets = max(max_drop, 0.1) * np.geomspace(0.25, 2.0, count)
-    picked: list[int] = []
-    for target in targets:
-        order = np.argsort(np.abs(drops - target), kind="stable")
-        pick = next((int(i) for i in order if int(i) not in picked), None)
-        if pick is not None:
-            picked.append(pick)
-    return path[sorted(picked)]
+        return path[:0]
+    scores = problem.score(path)
+    positive = np.flatnonzero(scores > 0)
+    if len(positive) == 0:
+        return path[:0]
+    logs = np.log(scores[positive])
+    targets = logs.min() + (logs.max() - logs.min()) * np.linspace(0.0, 1.0, count + 1)[1:]
+    picked = sorted({int(positive[np.argmin(np.abs(logs - t))]) for t in targets})
+    return path[picked]

@@ -35,7 +35,7 @@ def _run(problem, section, budget, storage=None, seeds=None):
     study = open_study(storage, "t", "search", problem.objective_names)
     recorder = SearchRecorder(study, problem.encoding)
     if seeds is None:
-        seeds = initial_genotypes(problem, section.population, greedy_path(problem, 2.0))
+        seeds = initial_genotypes(problem, section.population, greedy_path(problem))
     make_engine(section, problem, recorder).run(budget, seeds)
     return recorder.history(), storage
 
@@ -62,7 +62,7 @@ def test_same_seed_same_trials_and_resume_matches(problem, section):
 
 @pytest.mark.parametrize("section", ENGINES[::2], ids=IDS[::2])
 def test_search_improves_on_its_seeds(problem, section):
-    seeds = initial_genotypes(problem, section.population, greedy_path(problem, 2.0))
+    seeds = initial_genotypes(problem, section.population, greedy_path(problem))
     history, _ = _run(problem, section, 120, seeds=seeds)
     feasible = history.G[:, 0] <= 0
     assert history.F[feasible, 0].min() <= problem.evaluate(seeds).F[problem.evaluate(seeds).G[:, 0] <= 0, 0].min()

@@ -2,9 +2,9 @@
 
 The sampler works on an in-memory copy of the stored trials (optuna's relational storages commit
 every parameter separately, far too slow for thousands of surrogate evaluations); each batch of
-new trials is then appended to the real storage in one go. Trial ``n`` is asked with a fresh
-sampler seeded from (seed, n), so a resumed search asks exactly what an uninterrupted one would:
-samplers keep all other state (NSGA-II generations) in the trials themselves.
+new trials is then appended to the real storage in one go. Trial ``n`` is sampled by a fresh
+sampler seeded from (seed, n) (:class:`TrialSeededSampler`), so a resumed search asks exactly what
+an uninterrupted one would: samplers keep all other state (NSGA-II generations) in the trials.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 import logging
 import warnings
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -51,6 +51,43 @@ def sampler_kwargs(cls: type, options: dict[str, Any], seed: int, population: in
     return kwargs
 
 
+def _trial_seeded_sampler(factory: Callable[[int], Any], seed: int) -> Any:
+    """A sampler that hands each trial to ``factory(derive_seed(seed, trial.number))``."""
+    from optuna.samplers import BaseSampler
+
+    class TrialSeededSampler(BaseSampler):
+        """Per-trial randomness from (seed, trial number); the search space from one long-lived instance.
+
+        The long-lived instance keeps optuna's incremental search-space cache (a fresh sampler would
+        recompute it over every trial, quadratic in the budget); it never draws random numbers.
+        """
+
+        def __init__(self) -> None:
+            self.base = factory(seed)
+            self.current = self.base
+
+        def before_trial(self, study, trial) -> None:
+            self.current = factory(derive_seed(seed, trial.number))
+            self.current.before_trial(study, trial)
+
+        def infer_relative_search_space(self, study, trial):
+            return self.base.infer_relative_search_space(study, trial)
+
+        def sample_relative(self, study, trial, search_space):
+            return self.current.sample_relative(study, trial, search_space)
+
+        def sample_independent(self, study, trial, param_name, param_distribution):
+            return self.current.sample_independent(study, trial, param_name, param_distribution)
+
+        def after_trial(self, study, trial, state, values) -> None:
+            self.current.after_trial(study, trial, state, values)
+
+        def reseed_rng(self) -> None:  # randomness comes from the trial numbers only
+            return None
+
+    return TrialSeededSampler()
+
+
 class OptunaEngine(SearchEngine):
     """Ask/tell with an optuna sampler; generational samplers evaluate a whole population at once."""
 
@@ -61,8 +98,8 @@ class OptunaEngine(SearchEngine):
         self.cls = sampler_class(sampler)
         self.population = int(self.options.get("population_size", population))
 
-    def _sampler(self, trial_number: int) -> Any:
-        kwargs = sampler_kwargs(self.cls, self.options, derive_seed(self.seed, trial_number), self.population)
+    def _sampler(self, seed: int) -> Any:
+        kwargs = sampler_kwargs(self.cls, self.options, seed, self.population)
         try:
             return self.cls(**kwargs)
         except (TypeError, ValueError) as error:
@@ -77,11 +114,12 @@ class OptunaEngine(SearchEngine):
         if len(stored) >= budget:
             return
         working = optuna.create_study(
-            storage=optuna.storages.InMemoryStorage(), directions=["minimize"] * self.problem.n_obj
+            storage=optuna.storages.InMemoryStorage(), directions=["minimize"] * self.problem.n_obj,
+            sampler=_trial_seeded_sampler(self._sampler, self.seed),
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # experimental-feature and fixed-parameter warnings
-            working.add_trials(stored)
+            working.add_trials(self.recorder.as_optuna(stored))
             step = self.population if issubclass(self.cls, BaseGASampler) else 1
             encoding = self.problem.encoding
             done, flushed = len(stored), len(stored)
@@ -91,7 +129,6 @@ class OptunaEngine(SearchEngine):
                 for number in range(done, end):
                     if number < len(seeds):
                         working.enqueue_trial(encoding.params(seeds[number]))
-                    working.sampler = self._sampler(number)
                     asked.append(working.ask(self.recorder.distributions))
                 genotypes = np.stack([encoding.genotype(t.params) for t in asked])
                 evaluation = self.problem.evaluate(genotypes)
@@ -100,7 +137,10 @@ class OptunaEngine(SearchEngine):
                     working.tell(trial, [float(v) for v in f])
                 done += len(asked)
                 if done - flushed >= self.population or done >= budget:
-                    new = working.get_trials(deepcopy=False)[flushed:done]
+                    new = [
+                        self.recorder.frozen(encoding.genotype(t.params), t.values, t.constraints[CONSTRAINT], t.system_attrs)
+                        for t in working.get_trials(deepcopy=False)[flushed:done]
+                    ]
                     self.recorder.record(new)
                     if progress:
                         progress(len(new))

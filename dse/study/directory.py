@@ -1,0 +1,117 @@
+"""The study folder: a copy of the study file, the resolved config and its hash, the layers, the storage.
+
+Layout (everything written atomically; the storage is transactional)::
+
+    study.toml     the study file as given (with the --set overrides listed in study.json)
+    study.json     the resolved config, its hash, the overrides, the storage
+    layers.json    every conv/linear layer: GEMM dims per image and whether the search assigns it
+    designs.json   the candidate designs (exact first): family, parameters, cost, LUT SHA-256
+    study.db       the optuna storage (SQLite, unless the study names another)
+    surrogate/     the calibrated surrogate's tables (rebuilt only for another design set)
+    front.*        the confirmed front: JSON, CSV and plots
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+from ..output import atomic_write_text
+from .config import StudyConfig, flatten, from_tables
+from .schema import RESUMABLE
+
+STUDY_TOML = "study.toml"
+STUDY_JSON = "study.json"
+LAYERS_JSON = "layers.json"
+DESIGNS_JSON = "designs.json"
+FORMAT = 1
+
+
+def default_directory(config: StudyConfig) -> Path:
+    """``runs/<study name>`` under the current folder."""
+    return Path("runs") / config.name
+
+
+def check_directory(config: StudyConfig, directory: Path) -> None:
+    """Refuse a folder that is not empty and not this study's (before anything is written)."""
+    if directory.exists() and not directory.is_dir():
+        raise UserError(f"{directory} exists and is not a folder")
+    if not directory.exists() or not any(directory.iterdir()):
+        return
+    stored = directory / STUDY_JSON
+    if not stored.is_file():
+        raise UserError(f"{directory} is not empty and holds no study; give another --out folder")
+    previous = _read_json(stored)
+    if previous.get("digest") == config.digest():
+        return
+    old = {k: v for k, v in flatten(previous.get("config", {})).items() if k not in RESUMABLE}
+    new = {k: v for k, v in flatten(config.as_dict()).items() if k not in RESUMABLE}
+    changed = [f"{k} ({old.get(k)!r} -> {new.get(k)!r})" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    raise UserError(
+        f"{directory} holds this study run with a different study file: {'; '.join(changed[:5]) or 'format changed'}; "
+        "give another --out folder (or undo the change)"
+    )
+
+
+def write_directory(
+    config: StudyConfig, directory: Path, layers: list[dict[str, Any]], designs: list[dict[str, Any]], storage: str
+) -> None:
+    """Create the folder (if new) and write the study file copy, the resolved config, layers and designs."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"cannot create study folder {directory}: {error.strerror or error}") from None
+    atomic_write_text(directory / STUDY_TOML, config.text)
+    record = {
+        "format": FORMAT,
+        "name": config.name,
+        "digest": config.digest(),
+        "source": str(config.path.resolve()),
+        "overrides": list(config.overrides),
+        "storage": storage,
+        "config": config.as_dict(),
+    }
+    atomic_write_text(directory / STUDY_JSON, json.dumps(record, indent=1) + "\n")
+    atomic_write_text(directory / LAYERS_JSON, json.dumps(layers, indent=1) + "\n")
+    atomic_write_text(directory / DESIGNS_JSON, json.dumps(designs, indent=1) + "\n")
+
+
+@dataclass(frozen=True)
+class StudyFolder:
+    """A study folder opened for reading (``dse front``, ``dse export``)."""
+
+    path: Path
+    config: StudyConfig
+    layers: list[dict[str, Any]]
+    designs: list[dict[str, Any]]
+    storage: str
+
+    @property
+    def searched_layers(self) -> list[str]:
+        """Names of the layers the search assigns, network order."""
+        return [layer["name"] for layer in self.layers if layer["approximated"]]
+
+
+def open_directory(path: str | os.PathLike) -> StudyFolder:
+    """Open an existing study folder, or a UserError saying why it is not one."""
+    path = Path(path)
+    if not path.is_dir():
+        raise UserError(f"study folder {path} does not exist")
+    if not (path / STUDY_JSON).is_file() or not (path / LAYERS_JSON).is_file():
+        raise UserError(f"{path} is not a study folder (no {STUDY_JSON}); run `dse run STUDY.toml --out {path}` first")
+    record = _read_json(path / STUDY_JSON)
+    text = (path / STUDY_TOML).read_text(encoding="utf-8") if (path / STUDY_TOML).is_file() else ""
+    config = from_tables(record["config"], Path(record.get("source", path / STUDY_TOML)), text, record.get("overrides", ()))
+    designs = _read_json(path / DESIGNS_JSON) if (path / DESIGNS_JSON).is_file() else []
+    return StudyFolder(path, config, _read_json(path / LAYERS_JSON), designs, record.get("storage", ""))
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise UserError(f"cannot read {path}: {error}") from None

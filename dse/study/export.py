@@ -1,0 +1,202 @@
+"""``dse export``: one front point as files an RTL flow takes.
+
+Written into a fresh folder that replaces ``--out`` in one rename (never half an export)::
+
+    assignment.json, assignment.csv   per layer: GEMM dims, MACs, design and its identity, LUT SHA-256,
+                                      compensation per output channel, energy (pJ per image)
+    luts/<design>.npy, .csv           the LUT of every design used (zoo indexing, row = activation)
+    README.md                         what the files are
+    rtl/, tb/, compensation.*, energy.*   Verilog and testbenches (multipliers.hardware), when available
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import UserError
+from .front import Front, FrontPoint
+
+if TYPE_CHECKING:
+    from .directory import StudyFolder
+
+logger = logging.getLogger(__name__)
+
+CSV_COLUMNS = (
+    "layer", "kind", "m", "k", "n", "macs", "multiplier", "family", "params", "signed", "lut_sha256",
+    "relative_energy", "multiplier_pj", "accumulate_pj", "mac_pj", "compensation", "compensation_scale",
+    "compensation_bias",
+)
+
+
+def pick_point(front: Front, pick: int | None, max_drop: float | None) -> tuple[int, FrontPoint]:
+    """The front point chosen by index, or the most energy-saving one within ``max_drop`` points."""
+    if not front.points:
+        raise UserError("the study has no confirmed front yet; run it first (dse run)")
+    if pick is not None:
+        if not 0 <= pick < len(front.points):
+            raise UserError(f"--pick {pick} is not a front index; `dse front` lists 0..{len(front.points) - 1}")
+        return pick, front.points[pick]
+    fit = [i for i, p in enumerate(front.points) if p.drop <= max_drop]
+    if not fit:
+        best = min(p.drop for p in front.points)
+        raise UserError(f"no confirmed point within {max_drop:g} points of drop (the smallest is {best:.2f})")
+    return fit[0], front.points[fit[0]]
+
+
+def export_point(folder: "StudyFolder", front: Front, index: int, point: FrontPoint, out: Path) -> list[Path]:
+    """Write the export of ``point`` to ``out``; returns the files written."""
+    from multipliers import Zoo
+
+    from .target import objective_errors
+
+    config = folder.config
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "assignment.json").is_file())):
+        raise UserError(f"{out} exists and is not an earlier export; give another --out")
+    try:
+        zoo = Zoo.default(list(config.multipliers.imports))
+    except Exception as error:  # imported files moved since the run
+        raise UserError(f"cannot rebuild the study's designs: {error}") from None
+    designs = {d["name"]: d for d in folder.designs}
+    used = sorted(set(point.assignment.values()))
+    for name in used:
+        if name not in zoo or zoo[name].lut_sha256 != designs[name]["lut_sha256"]:
+            raise UserError(f"design {name} is not in the zoo as it was when the study ran (LUT changed or import missing)")
+    corrections: dict[str, dict[str, list[float]]] = {}
+    if point.compensation != "none":
+        from .target import build_target
+
+        with objective_errors():
+            corrections = build_target(config, [zoo[d["name"]] for d in folder.designs]).corrections(point.assignment, point.compensation)
+    layers = _layer_rows(folder, point, designs, corrections)
+    parent = out.resolve().parent
+    if not parent.is_dir():
+        raise UserError(f"cannot write {out}: folder {parent} does not exist")
+    staging = Path(tempfile.mkdtemp(dir=parent, prefix=f".{out.name}.", suffix=".tmp"))
+    try:
+        document = {
+            "study": config.name, "front_index": index, "compensation": point.compensation,
+            "baseline_top1": front.baseline_top1, "images": front.images,
+            "point": {k: v for k, v in point.as_dict().items() if k != "assignment"},
+            "energy_units": "pJ per image (inference); relative_energy: per product, exact = 1",
+            "anchors_pj": {"multiply": config.objectives.multiply_pj, "accumulate": config.objectives.accumulate_pj},
+            "totals": {k: sum(r[k] for r in layers) for k in ("macs", "multiplier_pj", "accumulate_pj", "mac_pj")},
+            "layers": layers,
+        }
+        (staging / "assignment.json").write_text(json.dumps(document, indent=1) + "\n")
+        (staging / "assignment.csv").write_text(_csv(layers))
+        (staging / "luts").mkdir()
+        for name in used:
+            buffer = io.BytesIO()
+            np.save(buffer, zoo[name].lut)
+            (staging / "luts" / f"{name}.npy").write_bytes(buffer.getvalue())
+            np.savetxt(staging / "luts" / f"{name}.csv", zoo[name].lut, fmt="%d", delimiter=",")
+        hardware = _hardware_bundle(staging, layers, zoo, config.objectives.multiply_pj)
+        (staging / "README.md").write_text(_readme(config.name, index, point, front, used, hardware))
+        if out.exists():
+            shutil.rmtree(out)
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return sorted(p for p in out.rglob("*") if p.is_file())
+
+
+def _layer_rows(folder, point: FrontPoint, designs: dict, corrections: dict) -> list[dict[str, Any]]:
+    config = folder.config
+    exact = folder.designs[0]["name"]
+    rows = []
+    for layer in folder.layers:
+        name = layer["name"]
+        design = designs[point.assignment.get(name, exact)]
+        macs = int(layer["macs"])
+        multiplier_pj = macs * design["energy"] * config.objectives.multiply_pj
+        accumulate_pj = macs * config.objectives.accumulate_pj
+        rows.append({
+            "index": len(rows), "layer": name, "kind": layer.get("kind", ""), "m": layer["m"], "k": layer["k"],
+            "n": layer["n"], "macs": macs, "approximated": bool(layer["approximated"]), "multiplier": design["name"],
+            "family": design["family"], "params": design["params"], "signed": design["signed"],
+            "lut_sha256": design["lut_sha256"], "relative_energy": design["energy"], "cost_method": design["cost_method"],
+            "multiplier_pj": multiplier_pj, "accumulate_pj": accumulate_pj, "mac_pj": multiplier_pj + accumulate_pj,
+            "compensation": point.compensation if name in corrections else "none",
+            "compensation_scale": corrections.get(name, {}).get("gain"),
+            "compensation_bias": corrections.get(name, {}).get("offset"),
+        })
+    return rows
+
+
+def _csv(rows: list[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for r in rows:
+        values = []
+        for c in CSV_COLUMNS:
+            v = r[c]
+            if c == "params":
+                v = json.dumps(v, sort_keys=True)
+            elif isinstance(v, list):
+                v = " ".join(f"{x:.9g}" for x in v)
+            elif v is None:
+                v = ""
+            values.append(v)
+        writer.writerow(values)
+    return buffer.getvalue()
+
+
+def _hardware_bundle(staging: Path, layers: list[dict[str, Any]], zoo: Any, multiply_pj: float) -> bool:
+    """HOOK for the hardware flow: Verilog, testbenches, compensation and energy via multipliers.hardware."""
+    try:
+        from multipliers.hardware import write_hardware_bundle
+    except ImportError:  # the hardware package is optional
+        logger.info("multipliers.hardware is not available: no Verilog in the export")
+        return False
+    rows = [
+        {"index": r["index"], "name": r["layer"], "multiplier": zoo[r["multiplier"]], "macs": r["macs"],
+         "bias": r["compensation_bias"], "scale": r["compensation_scale"]}
+        for r in layers
+    ]
+    energy = {r["index"]: r["relative_energy"] * multiply_pj for r in layers}
+    try:
+        write_hardware_bundle(staging, rows, energy)
+    except Exception as error:  # a design its generator cannot express: keep the rest of the export
+        logger.warning("no Verilog in the export: %s", error)
+        return False
+    return True
+
+
+def _readme(study: str, index: int, point: FrontPoint, front: Front, used: list[str], hardware: bool) -> str:
+    rtl = (
+        "* `rtl/<design>.v` — synthesisable Verilog of each design; `rtl/axm_config_pkg.sv` maps layer index to design;\n"
+        "  `rtl/axm_layer_multiplier.sv` instantiates the design of a layer; `tb/` self-checking testbenches\n"
+        "  (`tb/<design>_lut.hex` holds the expected products); `compensation.*` and `energy.*` restate the\n"
+        "  per-layer constants and energy (energy.json also as ZigZag `operational_array.unit_energy`, pJ per MAC).\n"
+        if hardware else "* (no Verilog: the hardware package was not available when this export was made)\n"
+    )
+    return f"""# Approximate-multiplier assignment: {study}, front point {index}
+
+Measured with bit-exact, error-injected integer inference: top-1 {point.top1:.2f}% against {front.baseline_top1:.2f}%
+for exact multipliers ({front.images} test images), a drop of {point.drop:.2f} points (the surrogate predicted
+{'-' if point.predicted_drop is None else f'{point.predicted_drop:.2f}'}). Multiplier energy saved: {point.energy_saving:.1f}%;
+whole-MAC energy (multiplier plus 32-bit accumulator add) saved: {point.mac_saving:.1f}%.
+Compensation: {point.compensation}. Designs used: {', '.join(used)}.
+
+## Files
+* `assignment.json` — every conv/linear layer in network order: GEMM dims per image (M output positions,
+  K = C_in/groups x kh x kw, N = C_out), MACs per image, the design (name, family, parameters, signedness,
+  SHA-256 of its LUT as little-endian int32), its energy per product relative to exact, energy per image in pJ
+  (multiplier, accumulator, whole MAC; anchors 0.2 pJ per 8-bit multiply and 0.1 pJ per 32-bit add at 45 nm,
+  Horowitz ISSCC 2014), and the compensation per output channel: the accumulator becomes
+  `compensation_scale[n] * acc + compensation_bias[n]` (accumulator units, folded into requantisation).
+* `assignment.csv` — the same, one row per layer (per-channel lists space-separated, parameters as JSON).
+* `luts/<design>.npy` and `.csv` — each design's 256 x 256 product table; row = activation operand, column =
+  weight operand; unsigned designs at codes 0..255, signed designs at value + 128 (values -128..127).
+{rtl}"""

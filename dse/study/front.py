@@ -1,0 +1,110 @@
+"""The confirmed Pareto front, computed once as data; tables, JSON, CSV and plots only render it.
+
+Every real measurement (calibration points and confirmed candidates) is a point: multiplier energy
+saved against measured top-1 drop. The front is the non-dominated points within the allowed drop,
+best energy first. The surrogate's own front (energy saved, drop predicted by the final map) comes
+along for the plots.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, NamedTuple, Sequence
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .confirm import ConfirmStore, Measurement
+
+
+class FrontPoint(NamedTuple):
+    """One measured assignment."""
+
+    energy_saving: float  # multiplier energy saved, percent of all-exact
+    mac_saving: float  # whole-MAC energy saved (multiplier + 32-bit add), percent
+    top1: float
+    top5: float
+    drop: float  # measured top-1 drop, points
+    predicted_drop: float | None
+    distinct: int  # distinct designs used (the exact one included)
+    assignment: dict[str, str]
+    compensation: str
+    role: str
+    key: str
+    trial: int
+
+    def as_dict(self) -> dict:
+        """JSON-ready record."""
+        return self._asdict()
+
+
+class Front(NamedTuple):
+    """A study's result: the confirmed front and everything its reports show."""
+
+    study: str
+    baseline_top1: float
+    images: int
+    max_drop: float
+    points: list[FrontPoint]  # the confirmed front, best energy first
+    measured: list[FrontPoint]  # every measurement but the baseline
+    surrogate: np.ndarray  # (n, 2): energy saved %, predicted drop (the search's feasible front)
+    levels: list[tuple[float, FrontPoint | None]]  # best measured point within each report level
+
+
+def non_dominated(F: np.ndarray) -> np.ndarray:
+    """Boolean mask of the rows of F (all minimised) that no other row dominates (duplicates all kept)."""
+    F = np.asarray(F, dtype=np.float64)
+    n = len(F)
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    if F.shape[1] == 2:  # sort by the first objective; keep a row while the second improves
+        mask = np.zeros(n, dtype=bool)
+        best, last = np.inf, None
+        for i in np.lexsort((F[:, 1], F[:, 0])):
+            if F[i, 1] < best:
+                mask[i], best, last = True, F[i, 1], F[i]
+            elif last is not None and np.array_equal(F[i], last):
+                mask[i] = True
+        return mask
+    mask = np.ones(n, dtype=bool)
+    for start in range(0, n, 512):
+        block = F[start:start + 512]
+        le = np.all(F[None, :, :] <= block[:, None, :], axis=2)
+        lt = np.any(F[None, :, :] < block[:, None, :], axis=2)
+        mask[start:start + 512] = ~np.any(le & lt, axis=1)
+    return mask
+
+
+def to_point(m: "Measurement", baseline_top1: float) -> FrontPoint:
+    """A stored measurement as a front point."""
+    return FrontPoint(
+        100.0 - m.energy, m.mac_saving, m.top1, m.top5, baseline_top1 - m.top1, m.predicted_drop,
+        len(set(m.assignment.values())), dict(m.assignment), m.compensation, m.role, m.key, m.number,
+    )
+
+
+def compute_front(
+    study: str,
+    store: "ConfirmStore",
+    surrogate: np.ndarray,
+    max_drop: float,
+    report_drops: Sequence[float],
+) -> Front:
+    """The confirmed front of a study from its stored measurements (``surrogate``: points for the plots)."""
+    from .confirm import BASELINE
+
+    measurements = store.measurements()
+    baseline = next((m for m in measurements.values() if m.role == BASELINE), None)
+    surrogate = np.asarray(surrogate, dtype=np.float64).reshape(-1, 2)
+    if baseline is None:
+        return Front(study, float("nan"), 0, max_drop, [], [], surrogate, [(d, None) for d in report_drops])
+    measured = [to_point(m, baseline.top1) for m in measurements.values() if m.role != BASELINE]
+    measured.sort(key=lambda p: (-p.energy_saving, p.drop))
+    within = [p for p in measured if p.drop <= max_drop]
+    F = np.array([[-p.energy_saving, p.drop] for p in within]).reshape(-1, 2)
+    mask = non_dominated(F)
+    points = [p for p, keep in zip(within, mask) if keep]
+    levels = []
+    for level in report_drops:
+        fit = [p for p in measured if p.drop <= level]
+        levels.append((level, max(fit, key=lambda p: (p.energy_saving, -p.drop)) if fit else None))
+    return Front(study, baseline.top1, baseline.images, max_drop, points, measured, surrogate, levels)

@@ -1,0 +1,74 @@
+"""Text renderings of a :class:`~dse.study.front.Front`: summary table, front table, JSON and CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+from ..output import format_table
+from .front import Front, FrontPoint
+
+CSV_COLUMNS = (
+    "index", "energy_saving", "mac_saving", "top1", "top5", "drop", "predicted_drop", "distinct", "compensation",
+    "role", "trial", "assignment",
+)
+
+
+def _num(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def front_table(front: Front) -> str:
+    """The confirmed front, best energy first, with what each column means."""
+    header = ["#", "mult. energy saved %", "MAC energy saved %", "top-1 %", "drop", "predicted", "distinct", "role"]
+    rows = [
+        [i, _num(p.energy_saving, 1), _num(p.mac_saving, 1), _num(p.top1), _num(p.drop), _num(p.predicted_drop),
+         p.distinct, p.role]
+        for i, p in enumerate(front.points)
+    ]
+    lines = [format_table(header, rows, "rrrrrrrl")]
+    lines.append(
+        f"{front.study}: exact int baseline top-1 {front.baseline_top1:.2f}% on {front.images} images; drops in points "
+        f"(measured, and as the surrogate predicted); {len(front.measured)} assignments measured, "
+        f"{len(front.points)} on the front within {front.max_drop:g} points"
+    )
+    return "\n".join(lines)
+
+
+def levels_table(front: Front) -> str:
+    """Best confirmed saving at each report level, multipliers alone and whole MACs."""
+    header = ["max drop", "mult. energy saved %", "MAC energy saved %", "top-1 %", "measured drop", "front #"]
+    index = {p.key: i for i, p in enumerate(front.points)}
+    rows = []
+    for level, p in front.levels:
+        if p is None:
+            rows.append([f"<= {level:g}", "-", "-", "-", "-", "-"])
+        else:
+            rows.append([f"<= {level:g}", _num(p.energy_saving, 1), _num(p.mac_saving, 1), _num(p.top1), _num(p.drop),
+                         index.get(p.key, "-")])
+    note = ("multiplier energy: zoo cost x MACs per layer; MAC energy adds a 32-bit accumulator add per MAC "
+            "(45 nm: 8-bit multiply ~0.2 pJ, 32-bit add ~0.1 pJ, Horowitz ISSCC 2014)")
+    return format_table(header, rows, "rrrrrr") + "\n" + note
+
+
+def front_json(front: Front) -> str:
+    """The front as a JSON list of points, best energy first."""
+    return json.dumps([dict(index=i, **p.as_dict()) for i, p in enumerate(front.points)], indent=1) + "\n"
+
+
+def front_csv(front: Front) -> str:
+    """The front as CSV, one row per point; the assignment as ``layer=design`` pairs separated by ``;``."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for i, p in enumerate(front.points):
+        writer.writerow([i, *(_row(p)), ";".join(f"{k}={v}" for k, v in p.assignment.items())])
+    return buffer.getvalue()
+
+
+def _row(p: FrontPoint) -> list:
+    return [
+        round(p.energy_saving, 4), round(p.mac_saving, 4), round(p.top1, 4), round(p.top5, 4), round(p.drop, 4),
+        "" if p.predicted_drop is None else round(p.predicted_drop, 4), p.distinct, p.compensation, p.role, p.trial,
+    ]

@@ -1,0 +1,126 @@
+"""The study's target: the network, its data, its quantised twin and the layers the search assigns.
+
+This module is the only place the study code calls the inference engine (``objectives``); a worker
+process builds the same target from the same study config and keeps it for its later tasks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
+
+from ..errors import UserError
+
+if TYPE_CHECKING:
+    from multipliers import Multiplier
+    from objectives.hardware_cost import LayerShape
+
+    from .config import StudyConfig
+
+logger = logging.getLogger(__name__)
+
+#: Targets built in this process, by study digest (worker processes reuse theirs).
+_BUILT: dict[str, "Target"] = {}
+
+
+@dataclass
+class Target:
+    """A quantised network ready for assignments, with its layers and candidate designs."""
+
+    config: "StudyConfig"
+    network: Any
+    data: Any
+    qnet: Any
+    layers: list["LayerShape"]  # every conv/linear layer, network order
+    approximated: list[str]  # the layers the search assigns
+    multipliers: list["Multiplier"]  # candidates, exact first
+
+    def layer_info(self, name: str) -> Any:
+        """The inference engine's record of one layer (GEMM dims, kernel, stride ...)."""
+        return self.qnet.layers[name]
+
+    def evaluate(self, assignment: Mapping[str, str], compensation: str, images: int | None, progress: bool = False) -> dict[str, float]:
+        """Top-1/top-5 of an assignment (layer -> design name; others exact) on the test images."""
+        from objectives.evaluate import evaluate
+
+        by_name = {m.name: m for m in self.multipliers}
+        with objective_errors():
+            self.qnet.set_assignment({k: by_name[v] for k, v in assignment.items()}, compensation=compensation)
+            result = evaluate(self.qnet, self.data, images or None, self.config.data.batch_size, progress=progress)
+        return result.as_dict()
+
+    def corrections(self, assignment: Mapping[str, str], compensation: str) -> dict[str, dict[str, list[float]]]:
+        """Per layer, the compensation applied per output channel: accumulator gain and offset."""
+        by_name = {m.name: m for m in self.multipliers}
+        with objective_errors():
+            self.qnet.set_assignment({k: by_name[v] for k, v in assignment.items()}, compensation=compensation)
+        out = {}
+        for name in assignment:
+            layer = self.qnet.layer(name)
+            out[name] = {
+                "gain": [float(v) for v in layer.gain.tolist()],
+                "offset": [float(v) for v in layer.offset.tolist()],
+            }
+        return out
+
+
+@contextlib.contextmanager
+def objective_errors() -> Iterator[None]:
+    """Turn the inference engine's input errors into one-line user errors."""
+    from objectives.errors import ObjectiveInputError
+
+    try:
+        yield
+    except ObjectiveInputError as error:
+        raise UserError(str(error)) from None
+
+
+def build_target(config: "StudyConfig", multipliers: list["Multiplier"] | None = None) -> Target:
+    """Load the network and data, quantise, check the layer names of the study file (cached per process)."""
+    key = config.digest()
+    if key in _BUILT:
+        return _BUILT[key]
+    from objectives.data import load_data
+    from objectives.hardware_cost import LayerShape
+    from objectives.networks import get_network
+    from objectives.quantize import quantize
+
+    from .candidates import select_multipliers
+
+    multipliers = multipliers if multipliers is not None else select_multipliers(config)
+    section = config.data
+    with objective_errors():
+        network = get_network(config.network.name, config.network.weights or None)
+        data = load_data(
+            network, section.test or None, download=section.download, calibration_size=section.calibration_images,
+            calibration_path=section.calibration or None,
+        )
+        qnet = quantize(
+            network.model, data.calibration, network.input_shape, config.quantization.scheme,
+            batch_size=section.batch_size, name=network.name,
+        )
+    names = list(qnet.layers)
+    where = str(config.path)
+    for key_name, listed in (("network.layers", config.network.layers), ("network.exact", config.network.exact)):
+        _check_layers(listed, names, f"{where}: {key_name}")
+    approximated = [n for n in names if (not config.network.layers or n in config.network.layers)]
+    approximated = [n for n in approximated if n not in config.network.exact]
+    if not approximated:
+        raise UserError(f"{where}: network.layers and network.exact leave no layer to approximate")
+    for group in config.grouping.groups:
+        _check_layers(group, approximated, f"{where}: grouping.groups")
+    layers = [LayerShape(n, qnet.layers[n].m, qnet.layers[n].k, qnet.layers[n].n) for n in names]
+    target = Target(config, network, data, qnet, layers, approximated, multipliers)
+    _BUILT[key] = target
+    return target
+
+
+def _check_layers(listed: Any, names: list[str], where: str) -> None:
+    for layer in listed:
+        if layer not in names:
+            close = difflib.get_close_matches(layer, names, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise UserError(f"{where}: no layer {layer!r} to approximate{hint} (layers: {', '.join(names)})")
