@@ -195,17 +195,23 @@ class QuantizedNetwork:
 
     @contextlib.contextmanager
     def _exact(self) -> Iterator[None]:
-        """Temporarily exact arithmetic, no noise, in every layer."""
-        saved = {n: (self.layer(n).arithmetic, self.layer(n).noise) for n in self.layers}
+        """Temporarily exact arithmetic, no noise and no compensation in every layer."""
+        saved = {}
+        for name in self.layers:
+            layer = self.layer(name)
+            saved[name] = (layer.arithmetic, layer.noise, layer.gain, layer.offset)
         try:
             for name in self.layers:
                 layer = self.layer(name)
                 layer.arithmetic = exact_arithmetic(layer.weight_codes, self.scheme)
                 layer.noise = None
+                layer.set_correction(None, None)
             yield
         finally:
-            for name, (arithmetic, noise) in saved.items():
-                self.layer(name).arithmetic, self.layer(name).noise = arithmetic, noise
+            for name, (arithmetic, noise, gain, offset) in saved.items():
+                layer = self.layer(name)
+                layer.arithmetic, layer.noise = arithmetic, noise
+                layer.set_correction(gain, offset)
 
     @contextlib.contextmanager
     def _observing(self, observers: Mapping[str, Any]) -> Iterator[None]:

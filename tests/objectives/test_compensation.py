@@ -53,3 +53,15 @@ def test_affine_fit_recovers_a_linear_relation():
     g, h = fit.result()
     torch.testing.assert_close(g, 1 / torch.tensor([0.9, 1.2], dtype=torch.float64))
     torch.testing.assert_close(h, 700.0 / torch.tensor([0.9, 1.2], dtype=torch.float64), rtol=1e-6, atol=1e-3)
+
+
+@pytest.mark.parametrize("digits_net", ["int8"], indirect=True)
+def test_statistics_see_the_exact_network_whatever_is_assigned(digits_net, digits):
+    _, data = digits
+    x = data.evaluation.tensors[0][:16]
+    reference = digits_net.gemm_outputs("conv3", x)
+    digits_net.set_assignment({name: "trunc_s_t8" for name in digits_net.layers}, compensation="bias")
+    seen = digits_net.gemm_outputs("conv3", x)
+    assert torch.equal(seen.codes, reference.codes) and torch.equal(seen.exact, reference.exact)
+    assert not torch.equal(seen.emulated, reference.emulated)
+    assert torch.all(digits_net.layer("conv3").offset != 0)  # the compensation is back in place
