@@ -18,10 +18,11 @@ class UnknownMultiplierError(KeyError):
 
 @lru_cache(maxsize=1)
 def builtin_designs() -> tuple[Multiplier, ...]:
-    """Every design of every built-in family (built once per process)."""
+    """Every design of every built-in family (built once per process), with its shipped synthesis cost."""
     from .families import FAMILIES
+    from .hardware import attach_synthesis_costs
 
-    return tuple(m for family in FAMILIES for m in family.designs())
+    return tuple(attach_synthesis_costs(m for family in FAMILIES for m in family.designs()))
 
 
 class Zoo:
