@@ -11,7 +11,11 @@ number of terms (the table's rank over the rationals). Steps:
    Euclid-style row reduction in Python integers) gives ``table[:, J] = u^T H`` with ``u``
    integer, and ``v = H table[I, J]^-1 table[I, :]``, integer because each row of ``v`` is an
    integer combination of the table's rows.
-3. ``u^T v == table`` is verified exactly; a failure (a pivot the float elimination judged
+3. The Hermite basis is skewed and makes ``u`` huge (up to 10^18 on real tables), so the rows of
+   ``v`` are LLL-reduced: exact unimodular row steps on ``v``, the inverse column steps on ``u``
+   (float Gram-Schmidt only guides them). Both factors come out small (|u| <= 255 or so on the
+   zoo's error tables), which is what keeps the emulated GEMM within float32's exact range.
+4. ``u^T v == table`` is verified exactly; a failure (a pivot the float elimination judged
    nonzero or zero wrongly) tries one rank more, up to ``max_rank``; nothing unverified is ever
    returned.
 
@@ -180,6 +184,54 @@ def _factorise_with_pivots(table: np.ndarray, rows: list[int], cols: list[int]) 
     return u, v
 
 
+def _lll(basis: np.ndarray, coeffs: np.ndarray, delta: float = 0.99, max_steps: int = 20000) -> tuple[np.ndarray, np.ndarray]:
+    """LLL-reduce the rows of ``basis`` (r x n, object ints), keeping ``coeffs @ basis`` fixed.
+
+    Every step is an exact unimodular row operation on ``basis`` with the inverse column
+    operation on ``coeffs`` (n' x r), so the product never changes; Gram-Schmidt in float64 only
+    guides the choice of steps (a poor guide gives a less reduced basis, never a wrong one).
+    """
+    b = basis.copy()
+    c = coeffs.copy()
+    r = b.shape[0]
+    if r < 2:
+        return b, c
+
+    def gso(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        f = rows.astype(np.float64)
+        star = np.zeros_like(f)
+        mu = np.zeros((r, r))
+        norms = np.zeros(r)
+        for i in range(r):
+            v = f[i].copy()
+            for j in range(i):
+                mu[i, j] = f[i] @ star[j] / norms[j] if norms[j] else 0.0
+                v -= mu[i, j] * star[j]
+            star[i] = v
+            norms[i] = v @ v
+        return mu, norms
+
+    k, steps = 1, 0
+    mu, norms = gso(b)
+    while k < r and steps < max_steps:
+        steps += 1
+        for j in range(k - 1, -1, -1):
+            q = round(mu[k, j])
+            if q:
+                b[k] = b[k] - q * b[j]
+                c[:, j] = c[:, j] + q * c[:, k]
+                mu[k, :j] -= q * mu[j, :j]
+                mu[k, j] -= q
+        if norms[k] >= (delta - mu[k, k - 1] ** 2) * norms[k - 1]:
+            k += 1
+        else:
+            b[[k - 1, k]] = b[[k, k - 1]]
+            c[:, [k - 1, k]] = c[:, [k, k - 1]]
+            mu, norms = gso(b)
+            k = max(k - 1, 1)
+    return b, c
+
+
 def _to_factorisation(u: np.ndarray, v: np.ndarray, table: np.ndarray) -> Factorisation | None:
     """LLL-reduce the factors (object ints), convert them to int64 and verify them exactly."""
     v, u = _lll(v, u)
@@ -235,50 +287,3 @@ def factorise_cached(table: np.ndarray, max_rank: int = ANALYSIS_MAX_RANK) -> Fa
     finally:
         _TABLES.pop(key, None)
 
-
-def _lll(basis: np.ndarray, coeffs: np.ndarray, delta: float = 0.99, max_steps: int = 20000) -> tuple[np.ndarray, np.ndarray]:
-    """LLL-reduce the rows of ``basis`` (r x n, object ints), keeping ``coeffs @ basis`` fixed.
-
-    Every step is an exact unimodular row operation on ``basis`` with the inverse column
-    operation on ``coeffs`` (n' x r), so the product never changes; Gram-Schmidt in float64 only
-    guides the choice of steps (a poor guide gives a less reduced basis, never a wrong one).
-    """
-    b = basis.copy()
-    c = coeffs.copy()
-    r = b.shape[0]
-    if r < 2:
-        return b, c
-
-    def gso(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        f = rows.astype(np.float64)
-        star = np.zeros_like(f)
-        mu = np.zeros((r, r))
-        norms = np.zeros(r)
-        for i in range(r):
-            v = f[i].copy()
-            for j in range(i):
-                mu[i, j] = f[i] @ star[j] / norms[j] if norms[j] else 0.0
-                v -= mu[i, j] * star[j]
-            star[i] = v
-            norms[i] = v @ v
-        return mu, norms
-
-    k, steps = 1, 0
-    mu, norms = gso(b)
-    while k < r and steps < max_steps:
-        steps += 1
-        for j in range(k - 1, -1, -1):
-            q = round(mu[k, j])
-            if q:
-                b[k] = b[k] - q * b[j]
-                c[:, j] = c[:, j] + q * c[:, k]
-                mu[k, :j] -= q * mu[j, :j]
-                mu[k, j] -= q
-        if norms[k] >= (delta - mu[k, k - 1] ** 2) * norms[k - 1]:
-            k += 1
-        else:
-            b[[k - 1, k]] = b[[k, k - 1]]
-            c[:, [k - 1, k]] = c[:, [k, k - 1]]
-            mu, norms = gso(b)
-            k = max(k - 1, 1)
-    return b, c

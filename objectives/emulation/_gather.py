@@ -1,23 +1,36 @@
-"""The gather path, for tables without low-rank structure: exact GEMM + error read as embedding bags.
+"""The gather path, for tables without low-rank structure: per-layer tables read as embedding bags.
 
-``lut = exact + E``. The exact part is one integer-valued conv (:mod:`._exact`'s arithmetic). For
-the error, each layer gets a table ``T[g, k, a, o] = E[a, W[g, o, k]]`` (256 rows per weight
-position, one column per output channel of the group); every output position is then a bag
-of K rows, one per receptive-field element (row ``k * 256 + a``, built channels-last by
-:func:`._im2col.table_rows`), summed by
+Each layer gets a table ``T[g, k, a, o] = S[a, W[g, o, k]]`` (256 rows per weight position, one
+column per output channel of the group), with ``S`` the whole LUT or only its error
+``E = lut - exact``. Every output position is then a bag of K rows, one per receptive-field
+element (row ``k * 256 + a``, built channels-last by :func:`._im2col.tap_rows`), summed by
 ``torch.nn.functional.embedding_bag(mode="sum")`` -- FBGEMM on CPU, a CUDA kernel on GPUs.
 
-Why this layout (measured on 2 CPU cores, ResNet-20-like 3x3 conv, N=64, C=O=32, 16x16):
-the float32 embedding bag takes about 11 ms against 3 ms for the float32 conv, whereas a float64
-bag takes 600 ms (no FBGEMM path), a one-hot GEMM over activation values costs 256x the conv's
-FLOPs, and per-distinct-weight-value GEMMs up to 256 convs. Reading only the error keeps the bag
-in float32: its partial sums are bounded per layer by ``max_o sum_k max_a |E[a, W[o, k]]|``,
-which is far below 2^24 for real designs; where it is not, ``E`` is split into limbs
-(``E = sum_l 2^(b l) E_l``, extra table columns of the same bag, recombined in float64).
-Building the table costs about as much as one bag, so it is cached in the prepared weight
-(about 1 KiB per weight; above ``TABLE_CACHE_ENTRIES`` entries per layer it is rebuilt on each
-call, in blocks of output channels, so memory stays bounded). Compiled code (numba) was not
-needed: FBGEMM's bag is already close to memory bound on this access pattern.
+Exactness: the bag runs in float32, exact while its partial sums stay below 2^24; the bound per
+layer is ``max_o sum_k max_a |S[a, W[o, k]]|``, from the weights at prepare time. Whole products
+are used where they fit (no GEMM at all); otherwise the exact part is one integer-valued GEMM
+(:mod:`._stacked`) and only the small error goes through the bags, split into limbs
+(``E = sum_l 2^(b l) E_l``, extra columns of the same bag, recombined in float64) in the rare
+layers where even the error sums pass 2^24.
+
+Why this layout -- measured on this project's 2-core CPU (ResNet-20-like 3x3 conv, N=64, C=O=32,
+16x16; float32 conv 3-8 ms depending on load):
+
+* float32 embedding bag: 11-25 ms; a float64 bag has no FBGEMM kernel: 600 ms;
+* a one-hot GEMM over activation values costs 256x the conv's FLOPs, one GEMM per distinct
+  weight value up to 256 convs: both far slower;
+* compiled code: numba 0.68.1 (with llvmlite 0.50.0) installs with pip here and supports the
+  installed numpy 2.4, but a parallel numba bag over an int16 table (half the memory traffic)
+  was no faster than FBGEMM's float32 bag (24-59 ms against 24-38 ms), so it is not a dependency;
+* dropping zero activations from the bags (variable-length bags) cost more to compact than it
+  saved;
+* bags over one or a few kernel taps at a time (``TAP_BLOCK_ROWS``) read table rows that sit
+  together and keep the index buffer small: about 20% faster than whole-K bags.
+
+The table costs about as much to build as one call's bags, so it is cached in the prepared
+weight (1 KiB per weight); above ``TABLE_CACHE_ENTRIES`` entries per layer it is built per call
+in blocks of output channels, or, for layers with few output positions (a small-batch linear
+layer), replaced by one int32 lookup per product with int64 sums (``_direct``).
 """
 
 from __future__ import annotations
