@@ -49,3 +49,14 @@ def test_cli_start_up_does_not_import_torch():
     code = "import sys; from dse.cli import build_parser; build_parser(); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_layers_of_a_torchvision_model_need_no_weights(capsys):
+    assert main(["layers", "torchvision:resnet18"]) == 0
+    out = capsys.readouterr().out
+    assert "layer4.1.conv2" in out and "21 layers" in out
+
+
+def test_float_with_compensation_is_refused(capsys):
+    assert main(["eval", "--network", "digits-cnn", "--float", "--compensate", "bias"]) == 2
+    assert "--compensate applies to quantised networks" in capsys.readouterr().err
