@@ -46,7 +46,7 @@ def check_operands(t: torch.Tensor, signed: bool, what: str) -> torch.Tensor:
     lo, hi = value_range(signed)
     t_min, t_max = torch.aminmax(t)
     t_min, t_max = float(t_min), float(t_max)
-    if t.is_floating_point() and not bool(torch.all(t == torch.round(t))):
+    if t.is_floating_point() and not torch.equal(t, torch.round(t)):
         raise ValueError(f"{what} must hold integer operand values (got non-integers)")
     if t_min < lo or t_max > hi:
         kind = "signed" if signed else "unsigned"
