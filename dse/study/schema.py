@@ -66,7 +66,10 @@ class QuantizationSection:
 class CompensationSection:
     """[compensation]: free error compensation in each layer's bias and requantisation scale."""
 
-    mode: str = key("none", "none, bias, affine, or searched (chosen per layer by the search)", choices=COMPENSATIONS)
+    mode: str = key(
+        "none", "none, bias or affine (searched, one per layer chosen by the search, is not available yet)",
+        choices=COMPENSATIONS,
+    )
 
 
 @dataclass(frozen=True)
@@ -93,7 +96,7 @@ class ObjectivesSection:
 class ConstraintsSection:
     """[constraints]: limits a reported point must meet."""
 
-    max_drop: float = key(2.0, "maximum top-1 drop in points (predicted during search, measured after)", minimum=0.0)
+    max_drop: float = key(2.0, "largest top-1 drop (points, measured) of a point on the reported front", minimum=0.0)
 
 
 @dataclass(frozen=True)
@@ -174,15 +177,22 @@ def reference() -> str:
     """The study file reference as Markdown: every table, key, type, default and meaning."""
     lines = []
     for table, cls in SECTIONS.items():
-        lines.append(f"### [{table}]\n\n{(cls.__doc__ or '').split(': ', 1)[-1]}\n")
+        meaning = (cls.__doc__ or "").split(": ", 1)[-1]
+        lines.append(f"### [{table}]\n\n{meaning[:1].upper()}{meaning[1:]}\n")
         lines.append("| key | type | default | meaning |\n| --- | --- | --- | --- |")
         for f in fields(cls):
             default = "required" if f.default is MISSING else _show(f.default)
-            kind = str(f.type).replace("tuple[str, ...]", "list of strings").replace("tuple[float, ...]", "list of numbers")
-            kind = kind.replace("tuple[tuple[str, ...], ...]", "list of lists of strings").replace("dict", "table")
+            kind = _TYPE_NAMES.get(str(f.type), str(f.type))
             lines.append(f"| `{f.name}` | {kind} | {default} | {f.metadata.get('help', '')} |")
         lines.append("")
     return "\n".join(lines)
+
+
+_TYPE_NAMES = {
+    "str": "string", "int": "integer", "float": "number", "bool": "boolean", "dict": "table",
+    "tuple[str, ...]": "list of strings", "tuple[float, ...]": "list of numbers",
+    "tuple[tuple[str, ...], ...]": "list of lists of strings",
+}
 
 
 def _show(value: Any) -> str:
