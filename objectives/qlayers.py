@@ -88,17 +88,33 @@ class QuantLayer:
 
     # -- the template ---------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        codes = self.pad(self.quantize_input(x))
+        codes = self.input_codes(x)
         for observer in self.observers:
             observer(self, codes)
         return self.requantize(self.accumulate(codes))
 
+    def input_codes(self, x: torch.Tensor) -> torch.Tensor:
+        """Float input -> padded integer codes; same as ``pad(quantize_input(x))``, fewer passes.
+
+        Padding the float input with 0.0 and then quantising gives the zero-point code there.
+        """
+        padded = self.pad_float(x)
+        if padded is x:
+            return self.quantize_input(x)
+        return self._quantize_(padded.float() if padded.dtype != torch.float32 else padded)
+
     def quantize_input(self, x: torch.Tensor) -> torch.Tensor:
         """Float input -> integer codes (float32 tensor holding integers)."""
-        q = torch.mul(x.float(), 1.0 / self.quant.input_scale).round_()
+        return self._quantize_(torch.mul(x.float(), 1.0 / self.quant.input_scale), scaled=True)
+
+    def _quantize_(self, t: torch.Tensor, scaled: bool = False) -> torch.Tensor:
+        """Quantise a float32 tensor in place."""
+        if not scaled:
+            t.mul_(1.0 / self.quant.input_scale)
+        t.round_()
         if self.quant.input_zero:
-            q.add_(self.quant.input_zero)
-        return q.clamp_(self._lo, self._hi)
+            t.add_(self.quant.input_zero)
+        return t.clamp_(self._lo, self._hi)
 
     def accumulate(self, codes: torch.Tensor) -> torch.Tensor:
         """Exact integer accumulator (float64): LUT-product sums, injected error, zero-point terms removed."""
@@ -106,7 +122,7 @@ class QuantLayer:
         if self.noise is not None:
             sums = sums + self.noise(self, sums)
         if self.quant.scheme == "uint8":
-            sums = sums - self.zero_point_terms(codes)
+            sums = self._remove_zero_point_terms_(sums, codes)
         return sums
 
     def products(self, codes: torch.Tensor, arithmetic: Arithmetic | None = None) -> torch.Tensor:
@@ -117,7 +133,8 @@ class QuantLayer:
     def requantize(self, acc: torch.Tensor) -> torch.Tensor:
         """Accumulator -> float32 output: per-channel scale and bias (compensation folded in)."""
         shape = (1, -1) + (1,) * (acc.dim() - 2)
-        return torch.addcmul(self._bias32.view(shape), acc.float(), self._scale32.view(shape))
+        out = acc.float()
+        return torch.addcmul(self._bias32.view(shape), out, self._scale32.view(shape), out=out)
 
     # -- configuration --------------------------------------------------------------------------
     def set_correction(self, gain: torch.Tensor | None, offset: torch.Tensor | None) -> None:
@@ -144,6 +161,16 @@ class QuantLayer:
         shape = (1, -1) + (1,) * (window.dim() - 2)
         zw = self.quant.weight_zero.to(torch.float64).view(shape)
         return window * zw + self._constant_zero_point_terms().view(shape)
+
+    def _remove_zero_point_terms_(self, sums: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        """``sums - zero_point_terms(codes)``, computed in place in ``sums``."""
+        window = self.window_sums(codes)  # (N, g, ...)
+        n, g = window.shape[:2]
+        rest = tuple(window.shape[2:])
+        grouped = sums.view(n, g, -1, *rest)
+        zw = self.quant.weight_zero.to(torch.float64).view((1, g, -1) + (1,) * len(rest))
+        grouped.addcmul_(window.unsqueeze(2), zw, value=-1.0)
+        return sums.sub_(self._constant_zero_point_terms().view((1, -1) + (1,) * len(rest)))
 
     def _constant_zero_point_terms(self) -> torch.Tensor:
         """``z_a sum_k w[k, n] - K z_a z_w[n]`` per output channel."""
@@ -175,6 +202,15 @@ class QuantConv2d(QuantLayer, nn.Conv2d):
             return F.pad(codes, pads, mode="constant", value=float(self.quant.input_zero))
         return F.pad(codes, pads, mode=self.padding_mode)
 
+    def pad_float(self, x: torch.Tensor) -> torch.Tensor:
+        """Pad the float input (zeros, or the layer's padding mode); ``x`` itself if there is no padding."""
+        pads = self._reversed_padding_repeated_twice
+        if not any(pads):
+            return x
+        if self.padding_mode == "zeros":
+            return F.pad(x, pads, mode="constant", value=0.0)
+        return F.pad(x, pads, mode=self.padding_mode)
+
     def window_sums(self, codes: torch.Tensor) -> torch.Tensor:
         """Sum of the codes in every receptive field, per group: (N, groups, Ho, Wo) float64."""
         n, c, h, w = codes.shape
@@ -203,6 +239,10 @@ class QuantLinear(QuantLayer, nn.Linear):
     def pad(self, codes: torch.Tensor) -> torch.Tensor:
         """Linear layers have no padding."""
         return codes
+
+    def pad_float(self, x: torch.Tensor) -> torch.Tensor:
+        """Linear layers have no padding."""
+        return x
 
     def window_sums(self, codes: torch.Tensor) -> torch.Tensor:
         """Sum of each row's codes: (N, 1) float64."""
