@@ -35,8 +35,7 @@ def main() -> None:
 
     from multipliers import Zoo
     from objectives.data import load_data
-    from objectives.distortion import NetworkSurrogate
-    from objectives.distortion.cache import fit_drop_map
+    from objectives.distortion.cache import cached_surrogate
     from objectives.evaluate import evaluate
     from objectives.networks import get_network
     from objectives.paths import shared_data_dir
@@ -51,9 +50,12 @@ def main() -> None:
     evaluation = data.limited(args.limit)
 
     start = time.perf_counter()
-    surrogate = NetworkSurrogate.build(qnet, designs, args.compensation, seed=args.seed)
-    fit_drop_map(surrogate, qnet, evaluation, args.map_points, seed=args.seed + 1)
-    print(f"surrogate built and its drop map fitted in {time.perf_counter() - start:.0f} s "
+    weights = shared / "resnet-cifar10" / "resnet20-12fca82f.th"
+    surrogate = cached_surrogate(  # reused from the user cache when run again
+        qnet, data, designs, args.compensation, key_parts=(network.name, str(weights), str(shared / "cifar10-test-jpg"), "256"),
+        map_points=args.map_points, limit=args.limit, seed=args.seed,
+    )
+    print(f"surrogate ready (built and its drop map fitted, or loaded from the cache) in {time.perf_counter() - start:.0f} s "
           f"({len(designs)} designs x {len(surrogate.layer_names)} layers, {args.map_points} real evaluations)")
 
     exact_top1 = evaluate(qnet, evaluation, progress=False).top1
@@ -62,7 +64,7 @@ def main() -> None:
     def measure(rows: np.ndarray) -> np.ndarray:
         drops = []
         for row in rows:
-            mapping = {layer: surrogate.multiplier_names[i] for layer, i in zip(surrogate.layer_names, row)}
+            mapping = {layer: designs[i] for layer, i in zip(surrogate.layer_names, row)}
             qnet.set_assignment(mapping, compensation=args.compensation)
             drops.append(exact_top1 - evaluate(qnet, evaluation, progress=False).top1)
         qnet.reset()

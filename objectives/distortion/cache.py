@@ -22,10 +22,17 @@ def surrogate_folder(key_parts: Sequence[str], designs: Sequence[Any], compensat
     return (root or cache_dir() / "surrogates") / f"{network_key}-{design_set_key(designs, compensation)}"
 
 
-def fit_drop_map(surrogate: NetworkSurrogate, qnet: Any, evaluation: Any, points: int, seed: int = 0, progress: bool = True) -> None:
-    """Measure ``points`` spread assignments with real inference and fit the surrogate's drop map."""
+def fit_drop_map(
+    surrogate: NetworkSurrogate, qnet: Any, evaluation: Any, points: int, designs: Sequence[Any],
+    seed: int = 0, progress: bool = True,
+) -> None:
+    """Measure ``points`` spread assignments with real inference and fit the surrogate's drop map.
+
+    ``designs`` are the multipliers the surrogate was built with (imported ones included).
+    """
     from ..evaluate import evaluate
 
+    by_name = {m.name: m for m in designs}
     assignments = surrogate.spread_assignments(points, seed=seed)
     saved = dict(qnet.assignment), qnet.compensation, dict(qnet.injection)
     qnet.reset()
@@ -38,7 +45,7 @@ def fit_drop_map(surrogate: NetworkSurrogate, qnet: Any, evaluation: Any, points
 
             rows = tqdm(assignments, desc="fitting the drop map", unit="evaluation")
         for row in rows:
-            mapping = {layer: surrogate.multiplier_names[i] for layer, i in zip(surrogate.layer_names, row)}
+            mapping = {layer: by_name[surrogate.multiplier_names[i]] for layer, i in zip(surrogate.layer_names, row)}
             qnet.set_assignment(mapping, compensation=surrogate.compensation)
             drops.append(exact - evaluate(qnet, evaluation, progress=False).top1)
     finally:
@@ -64,6 +71,6 @@ def cached_surrogate(
         surrogate = NetworkSurrogate.build(qnet, designs, compensation, seed=seed, progress=progress)
         surrogate.save(folder)
     if surrogate.drop_map is None:
-        fit_drop_map(surrogate, qnet, data.limited(limit), map_points, seed=seed, progress=progress)
+        fit_drop_map(surrogate, qnet, data.limited(limit), map_points, designs, seed=seed, progress=progress)
         surrogate.save(folder)
     return surrogate

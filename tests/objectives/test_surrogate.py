@@ -80,7 +80,7 @@ def test_surrogate_ranks_real_drops_and_survives_save_and_reload(digits, tmp_pat
     assert np.all(contributions[:, position["trunc_s_t8"]] > contributions[:, position["trunc_s_t6_corrected"]])
 
     evaluation = data.limited(300)
-    fit_drop_map(surrogate, qnet, evaluation, points=8, progress=False)
+    fit_drop_map(surrogate, qnet, evaluation, 8, designs, progress=False)
     surrogate.save(tmp_path / "s")
     reloaded = NetworkSurrogate.load(tmp_path / "s")
     population = np.random.default_rng(1).integers(0, len(designs), size=(64, len(qnet.layers)))
