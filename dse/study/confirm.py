@@ -180,10 +180,11 @@ def evaluate_job(
     config: "StudyConfig", assignment: Mapping[str, str], compensation: str, images: int | None, threads: int | None
 ) -> dict[str, float]:
     """Top-1/top-5 of one assignment (runs in worker processes; the target is built once per process)."""
-    if threads:
+    if threads:  # a worker process: the parent already logged what the study set-up had to say
         import torch
 
         torch.set_num_threads(threads)
+        logging.getLogger("dse.study.candidates").setLevel(logging.ERROR)
     from .target import build_target
 
     return build_target(config).evaluate(assignment, compensation, images)

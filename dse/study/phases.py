@@ -4,7 +4,8 @@ Every choice is a deterministic function of the surrogate, the stored search and
 of earlier rounds (each measurement records its round), so a resumed study makes the same choices.
 
 Confirmation runs in rounds, a bisection per target drop (the report levels within the allowed
-drop, and the allowed drop). The surrogate's score orders the front (more score, more saving, more
+drop, and the allowed drop; when those are settled, evenly spaced levels fill in the rest of the
+front). The surrogate's score orders the front (more score, more saving, more
 drop), so for each target the measurements so far bracket it: the largest score measured within
 the target and the smallest measured beyond it. Each round measures, per target, the unmeasured
 front point in the middle of its bracket (in log score), so the bracket halves every round; with
@@ -71,9 +72,12 @@ def score_cap(problem: AssignmentProblem, path: np.ndarray) -> float:
     return float(problem.score(path[beyond]).min()) if beyond.any() else float("inf")
 
 
-def targets(max_drop: float, report_drops: Sequence[float]) -> list[float]:
-    """Target drops of the confirmation: the report levels within the allowed drop, and the allowed drop."""
-    return sorted({float(d) for d in [*report_drops, max_drop] if 0 < d <= max_drop})
+def targets(max_drop: float, report_drops: Sequence[float], fill: int = 8) -> tuple[list[float], list[float]]:
+    """Target drops: first the report levels within the allowed drop and the allowed drop itself; once
+    those brackets are closed, ``fill`` evenly spaced levels up to the allowed drop (the rest of the front)."""
+    primary = sorted({float(d) for d in [*report_drops, max_drop] if 0 < d <= max_drop})
+    spaced = [round(float(t), 6) for t in np.linspace(0.0, max_drop, fill + 1)[1:]]
+    return primary, [t for t in spaced if t not in primary]
 
 
 def surrogate_front(problem: AssignmentProblem, history: "SearchHistory") -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -174,9 +174,11 @@ def _confirm(config, problem, store, history, baseline, progress) -> int:
         _fit(problem, measured, baseline, round_)
         earlier = [m for m in measured.values() if m.round < round_]
         spent = sum(1 for m in earlier if m.role == CANDIDATE)
-        jobs = phases.round_jobs(
-            problem, front, earlier, baseline, levels, budget - spent, config.compensation.mode, round_
-        )
+        jobs = []
+        for group in levels:  # the report levels first; the filling levels once those are settled
+            jobs = jobs or phases.round_jobs(
+                problem, front, earlier, baseline, group, budget - spent, config.compensation.mode, round_
+            )
         if not jobs:
             return round_ - 1
         measure(config, store, jobs, baseline, config.confirmation.jobs, f"confirmation round {round_}", progress)
