@@ -75,6 +75,8 @@ def load_data(
         raise DataError(f"{network.name} needs image data: give --data PATH (an ImageFolder){hint}")
     evaluation = image_folder(path, network.transform, network.num_classes)
     labels = np.asarray(evaluation.targets)
+    if network.dataset == "cifar10":  # small images: keep them decoded for repeated evaluations
+        evaluation = MemoryCached(evaluation)
     if calibration_path is not None:
         calibration = image_folder(calibration_path, network.transform, network.num_classes)
         return DataSplit(calibration, evaluation, labels, network.num_classes, f"{path}")
@@ -105,6 +107,24 @@ def image_folder(path: str | Path, transform: Any, num_classes: int) -> Any:
     if len(dataset.classes) != num_classes:
         raise DataError(f"{path} has {len(dataset.classes)} class folders; the network has {num_classes} classes")
     return dataset
+
+
+class MemoryCached:
+    """A data set whose items are kept in memory after their first load (for small images)."""
+
+    def __init__(self, dataset: Any) -> None:
+        self.dataset = dataset
+        self.targets = list(dataset.targets)
+        self._items: list[Any] = [None] * len(dataset)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __getitem__(self, index: int) -> Any:
+        item = self._items[index]
+        if item is None:
+            item = self._items[index] = self.dataset[index]
+        return item
 
 
 @lru_cache(maxsize=1)
@@ -154,4 +174,5 @@ def cifar10_download(transform: Any, calibration_size: int = DEFAULT_CALIBRATION
     except Exception as error:  # network failures come in many types
         raise DataError(f"cannot download CIFAR-10 into {root}: {error}") from None
     idx = balanced_subset(np.asarray(train.targets), calibration_size, CALIBRATION_SEED)
-    return DataSplit(Subset(train, idx.tolist()), test, np.asarray(test.targets), 10, f"CIFAR-10 test ({root})")
+    test_set = MemoryCached(test)
+    return DataSplit(Subset(train, idx.tolist()), test_set, np.asarray(test.targets), 10, f"CIFAR-10 test ({root})")
