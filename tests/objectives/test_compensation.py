@@ -65,3 +65,15 @@ def test_statistics_see_the_exact_network_whatever_is_assigned(digits_net, digit
     assert torch.equal(seen.codes, reference.codes) and torch.equal(seen.exact, reference.exact)
     assert not torch.equal(seen.emulated, reference.emulated)
     assert torch.all(digits_net.layer("conv3").offset != 0)  # the compensation is back in place
+
+
+def test_affine_fit_corrects_scale_without_shrinking_noise():
+    """With noise on top of a scale error, the correction undoes the scale (E[corrected | C] = C)."""
+    fit = AffineFit()
+    gen = torch.Generator().manual_seed(0)
+    exact = torch.randn(2000, 1, 8, 8, dtype=torch.float64, generator=gen) * 1e3
+    approx = 0.9 * exact + 50.0 + torch.randn(exact.shape, dtype=torch.float64, generator=gen) * 1e3
+    fit.update(approx, exact)
+    gain, offset = fit.result()
+    assert abs(float(gain) - 1 / 0.9) < 0.01
+    assert abs(float(offset) + 50.0 / 0.9) < 5.0
