@@ -22,8 +22,8 @@ dC[m, n] = sum_k e(A[m, k], W[k, n]). The levels drop fewer assumptions in turn:
 Compensation (free in hardware, folded into requantisation): ``bias`` subtracts b_n from every
 output of channel n, leaving M sum_n Var dC_n at level 3 (levels 1-2 then keep only the variance
 term); ``affine`` also removes the part of each channel's error that follows its exact output C_n
-(a per-channel gain), leaving Var dC_n - Cov(dC_n, C_n)^2 / Var C_n with
-Cov(dC_n, C_n) = beta_n^T Sigma w_n and Var C_n = w_n^T Sigma w_n (w_n the channel's weights).
+(a per-channel gain 1 + alpha_n), leaving (Var dC_n - Cov(dC_n, C_n)^2 / Var C_n) / (1 + alpha_n)^2
+with Cov(dC_n, C_n) = beta_n^T Sigma w_n and Var C_n = w_n^T Sigma w_n (w_n the channel's weights).
 :func:`compensation_constants` gives those corrections, so prediction and hardware agree.
 """
 
@@ -185,24 +185,25 @@ def channel_moments(layer: LayerOperands, errors: np.ndarray, chunk: int = 8) ->
 def residual_variance(moments: dict[str, np.ndarray], compensation: str) -> np.ndarray:
     """Per channel and design, the error variance left after ``compensation`` (bias term excluded).
 
-    ``affine`` is the least-squares gain and offset mapping the accumulator acc = C + dC back to C,
-    which leaves Var C - Cov(C, acc)^2 / Var acc.
+    ``affine`` divides the accumulator by the channel's gain 1 + alpha_n (alpha_n = Cov(dC_n, C_n) /
+    Var C_n, the regression of the emulated accumulator on the exact one) and removes the offset,
+    which leaves (Var dC_n - Cov(dC_n, C_n)^2 / Var C_n) / (1 + alpha_n)^2.
     """
     variance = moments["variance"]
     if compensation != "affine":
         return variance
     var_c = moments["output_variance"][None]
-    cov_c_acc = var_c + moments["covariance"]
-    var_acc = var_c + 2 * moments["covariance"] + variance
-    explained = np.divide(cov_c_acc**2, var_acc, out=np.zeros_like(variance), where=var_acc > 0)
-    return np.maximum(np.where(var_acc > 0, var_c - explained, variance), 0.0)
+    cov = moments["covariance"]
+    alpha = np.divide(cov, var_c, out=np.zeros_like(cov), where=var_c > 0)
+    unexplained = np.maximum(variance - alpha * cov, 0.0)
+    return unexplained / np.maximum((1.0 + alpha) ** 2, 1e-12)
 
 
 def compensation_constants(moments: dict[str, np.ndarray], compensation: str) -> tuple[np.ndarray, np.ndarray]:
     """Per channel and design, ``(gain, offset)`` making ``gain * acc + offset`` the compensated accumulator.
 
-    ``bias``: gain 1, offset -b_n. ``affine``: the least-squares fit of C on acc = C + dC,
-    gain = Cov(C, acc) / Var acc and offset = E C - gain E acc. ``none``: (1, 0).
+    ``bias``: gain 1, offset -b_n. ``affine``: with acc = (1 + alpha_n) C + ..., gain 1 / (1 + alpha_n)
+    and the offset that makes the mean right. ``none``: (1, 0).
     """
     bias = moments["bias"]
     ones, zeros = np.ones_like(bias), np.zeros_like(bias)
@@ -211,7 +212,7 @@ def compensation_constants(moments: dict[str, np.ndarray], compensation: str) ->
     if compensation == "bias":
         return ones, -bias
     var_c = moments["output_variance"][None]
-    var_acc = var_c + 2 * moments["covariance"] + moments["variance"]
-    gain = np.divide(var_c + moments["covariance"], var_acc, out=np.ones_like(bias), where=var_acc > 0)
+    alpha = np.divide(moments["covariance"], var_c, out=np.zeros_like(bias), where=var_c > 0)
+    gain = 1.0 / (1.0 + alpha)
     mean_c = moments["output_mean"][None]
     return gain, mean_c - gain * (mean_c + bias)

@@ -70,7 +70,10 @@ def random_layer(rng, signed, m=50, k=48, n=6):
 
 
 def measured_energy(design, codes, layer, compensation):
-    """||dC||^2 per trial after compensation fitted on the samples themselves (the ideal constants)."""
+    """||dC||^2 per trial after compensation fitted on the samples themselves (the ideal constants).
+
+    ``affine`` divides by the gain of the emulated accumulator regressed on the exact one, as the layers do.
+    """
     e = design.error_table.astype(np.float64)
     dc = e[codes[..., :, None], layer.weights[None, None]].sum(axis=2)  # (trials, m, n)
     if compensation == "none":
@@ -81,8 +84,8 @@ def measured_energy(design, codes, layer, compensation):
     c = np.einsum("tmk,kn->tmn", a, layer.weight_values.astype(np.float64)).reshape(-1, layer.n)
     acc = c + dc.reshape(-1, layer.n)
     cc, aa = c - c.mean(axis=0), acc - acc.mean(axis=0)
-    gain = (cc * aa).sum(axis=0) / (aa * aa).sum(axis=0)
-    residual = aa * gain - cc
+    slope = (cc * aa).sum(axis=0) / (cc * cc).sum(axis=0)  # the emulated accumulator's gain on the exact one
+    residual = aa / slope - cc
     return (residual**2).reshape(dc.shape).sum(axis=(1, 2))
 
 
