@@ -8,7 +8,8 @@
 2. Runs optuna's NSGA-II over the same layers and designs, evaluating every candidate with real
    error-injected inference on the same images, for ``factor`` x R evaluations.
 3. Compares the hypervolumes of the two measured fronts in (multiplier energy % of exact, top-1 drop)
-   up to the reference point (100 %, max drop), and prints both fronts.
+   up to the reference point (100 %, max drop), and prints both fronts. Drops below zero count as zero:
+   an assignment that happens to classify one more test image than exact is noise, not a better network.
 
 Acceptance: hypervolume ratio (surrogate / reference) >= 0.98 with <= 5 % of the reference's real inferences.
 """
@@ -73,7 +74,8 @@ def hypervolume(F: np.ndarray, reference: np.ndarray) -> float:
     """Hypervolume (both objectives minimised) of the points dominating ``reference``."""
     from pymoo.indicators.hv import HV
 
-    F = np.asarray(F, dtype=np.float64).reshape(-1, 2)
+    F = np.asarray(F, dtype=np.float64).reshape(-1, 2).copy()
+    F[:, 1] = np.maximum(F[:, 1], 0.0)
     F = F[np.all(F <= reference, axis=1)]
     return float(HV(ref_point=reference)(F)) if len(F) else 0.0
 

@@ -3,13 +3,13 @@
 Every choice is a deterministic function of the surrogate, the stored search and the measurements
 of earlier rounds (each measurement records its round), so a resumed study makes the same choices.
 
-Confirmation runs in rounds, a bisection per target drop (the report levels within the allowed
-drop, and the allowed drop; when those are settled, evenly spaced levels fill in the rest of the
-front). The surrogate's score orders the front (more score, more saving, more
+Confirmation runs in rounds. Each round makes a bisection step per target drop (the report levels
+within the allowed drop, and the allowed drop) and fills the gaps of the confirmed front that could
+add the most hypervolume. The surrogate's score orders the front (more score, more saving, more
 drop), so for each target the measurements so far bracket it: the largest score measured within
-the target and the smallest measured beyond it. Each round measures, per target, the unmeasured
-front point in the middle of its bracket (in log score), so the bracket halves every round; with
-no measured point beyond a target yet, the point the refitted map predicts nearest above it.
+the target and the smallest measured beyond it. Each round measures, per bracket, the unmeasured
+front point in its middle (in energy), so a bracket about halves every round;
+with no measured point beyond a target yet, the point the refitted map predicts nearest above it.
 The drop map is refitted on every earlier measurement before each round (for predictions only).
 """
 
@@ -28,7 +28,10 @@ if TYPE_CHECKING:
     from .history import SearchHistory
 
 #: The search looks at scores up to where the calibrated map predicts this many times the allowed drop.
-CAP_FACTOR = 4.0
+CAP_FACTOR = 10.0
+#: New points per target bracket and round (bisection), and gap-filling points per round.
+BRACKET_POINTS = 1
+FILL_POINTS = 2
 
 
 def make_job(problem: AssignmentProblem, x: np.ndarray, compensation: str, role: str,
@@ -72,12 +75,9 @@ def score_cap(problem: AssignmentProblem, path: np.ndarray) -> float:
     return float(problem.score(path[beyond]).min()) if beyond.any() else float("inf")
 
 
-def targets(max_drop: float, report_drops: Sequence[float], fill: int = 8) -> tuple[list[float], list[float]]:
-    """Target drops: first the report levels within the allowed drop and the allowed drop itself; once
-    those brackets are closed, ``fill`` evenly spaced levels up to the allowed drop (the rest of the front)."""
-    primary = sorted({float(d) for d in [*report_drops, max_drop] if 0 < d <= max_drop})
-    spaced = [round(float(t), 6) for t in np.linspace(0.0, max_drop, fill + 1)[1:]]
-    return primary, [t for t in spaced if t not in primary]
+def targets(max_drop: float, report_drops: Sequence[float]) -> list[float]:
+    """Target drops: the report levels within the allowed drop, and the allowed drop itself."""
+    return sorted({float(d) for d in [*report_drops, max_drop] if 0 < d <= max_drop})
 
 
 def surrogate_front(problem: AssignmentProblem, history: "SearchHistory") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -94,41 +94,91 @@ def surrogate_front(problem: AssignmentProblem, history: "SearchHistory") -> tup
     return X[first], history.F[keep[first], 0], history.numbers[keep[first]]
 
 
+def _tried(problem: AssignmentProblem, measured: Sequence[Measurement], baseline_top1: float):
+    """Scores, energies (% of exact) and measured drops of the calibration and candidate measurements."""
+    tried = [m for m in measured if m.role in (CALIBRATION, CANDIDATE)]
+    scores = problem.score(rows_of(problem, tried)) if tried else np.zeros(0)
+    return scores, np.array([m.energy for m in tried]), np.array([baseline_top1 - m.top1 for m in tried])
+
+
+def _nearest_energy(inside: np.ndarray, energy: np.ndarray, marks: Sequence[float]) -> list[int]:
+    """For each energy mark, the index in ``inside`` whose energy is nearest (distinct picks)."""
+    picks: list[int] = []
+    for mark in marks:
+        for i in inside[np.argsort(np.abs(energy[inside] - mark), kind="stable")]:
+            if int(i) not in picks:
+                picks.append(int(i))
+                break
+    return picks
+
+
 def round_jobs(problem: AssignmentProblem, front: tuple[np.ndarray, np.ndarray, np.ndarray],
                measured: Sequence[Measurement], baseline_top1: float, levels: Sequence[float], limit: int,
                compensation: str, round_: int) -> list[Job]:
-    """One round of the per-target bisection: at most one new front point per target."""
-    X, _, numbers = front
+    """One round of the per-target search: up to :data:`BRACKET_POINTS` new front points per bracket."""
+    X, energy, numbers = front
     if len(X) == 0 or limit <= 0:
         return []
     keys = {m.key for m in measured}
     scores = problem.score(X)
     predicted = problem.predict_drop(X)
-    tried = [m for m in measured if m.role in (CALIBRATION, CANDIDATE)]
-    tried_scores = problem.score(rows_of(problem, tried)) if tried else np.zeros(0)
-    tried_drops = np.array([baseline_top1 - m.top1 for m in tried])
-    jobs: list[Job] = []
+    tried_scores, tried_energy, tried_drops = _tried(problem, measured, baseline_top1)
+    fresh = np.array([_key(problem, x, compensation) not in keys for x in X])
+    picks: list[int] = []
+    brackets: list[tuple[float, float]] = []
     for level in levels:
-        good = tried_scores[tried_drops <= level]
-        bad = tried_scores[tried_drops > level]
-        lo = float(good.max()) if len(good) else 0.0
-        hi = float(bad.min()) if len(bad) else np.inf
-        inside = np.flatnonzero((scores > lo) & (scores < hi))
-        inside = np.array([i for i in inside if _key(problem, X[i], compensation) not in keys], dtype=np.int64)
+        good, bad = tried_drops <= level, tried_drops > level
+        lo = int(np.argmax(np.where(good, tried_scores, -np.inf))) if good.any() else None
+        hi = int(np.argmin(np.where(bad, tried_scores, np.inf))) if bad.any() else None
+        bracket = (tried_scores[lo] if lo is not None else 0.0, tried_scores[hi] if hi is not None else np.inf)
+        if bracket in brackets:
+            continue
+        brackets.append(bracket)
+        inside = np.flatnonzero((scores > bracket[0]) & (scores < bracket[1]) & fresh)
         if len(inside) == 0:
             continue
-        if np.isfinite(hi) and lo > 0:
-            middle = 0.5 * (np.log(lo) + np.log(hi))
-            pick = inside[np.argmin(np.abs(np.log(np.maximum(scores[inside], 1e-300)) - middle))]
-        elif np.isfinite(hi):  # nothing measured within the target but exact: the smallest-score half
-            pick = inside[len(inside) // 2 if len(inside) > 1 else 0]
+        if hi is not None:  # split the bracket evenly in energy
+            e_lo = tried_energy[lo] if lo is not None else 100.0
+            marks = e_lo + (tried_energy[hi] - e_lo) * np.arange(1, BRACKET_POINTS + 1) / (BRACKET_POINTS + 1)
+            chosen = _nearest_energy(inside, energy, marks)
         else:  # nothing measured beyond the target: the map's best guess just above it
             above = inside[predicted[inside] > level]
-            pick = above[np.argmin(predicted[above])] if len(above) else inside[np.argmax(scores[inside])]
-        job = make_job(problem, X[pick], compensation, CANDIDATE, predicted[pick], int(numbers[pick]), round_)
-        if all(job.key != j.key for j in jobs):
-            jobs.append(job)
+            chosen = [int(above[np.argmin(predicted[above])]) if len(above) else int(inside[np.argmax(scores[inside])])]
+        picks += [i for i in chosen if i not in picks]
+    jobs = [make_job(problem, X[i], compensation, CANDIDATE, predicted[i], int(numbers[i]), round_) for i in picks]
     return jobs[:limit]
+
+
+def fill_jobs(problem: AssignmentProblem, front: tuple[np.ndarray, np.ndarray, np.ndarray],
+              measured: Sequence[Measurement], baseline_top1: float, limit: int, compensation: str,
+              round_: int) -> list[Job]:
+    """Once the targets are settled: fill the gaps of the confirmed front that could add the most area.
+
+    Between consecutive confirmed front points a and b (exact first; energy saved e, drop d), a new
+    point can add at most (e_b - e_a) x (d_b - d_a) to the front's hypervolume; the largest such gaps
+    get the unmeasured surrogate-front point nearest their middle in energy, :data:`FILL_POINTS` per round.
+    """
+    X, energy, numbers = front
+    if len(X) == 0 or limit <= 0:
+        return []
+    keys = {m.key for m in measured}
+    scores = problem.score(X)
+    tried_scores, tried_energy, tried_drops = _tried(problem, measured, baseline_top1)
+    within = tried_drops <= problem.max_drop
+    F = np.stack([tried_energy[within], np.maximum(tried_drops[within], 0.0)], axis=1)
+    keep = non_dominated(F) if len(F) else np.zeros(0, dtype=bool)
+    confirmed = sorted([(0.0, 100.0, 0.0)] + list(zip(tried_scores[within][keep], F[keep, 0], F[keep, 1])))
+    fresh = np.array([_key(problem, x, compensation) not in keys for x in X])
+    gaps = []
+    for (s_a, e_a, d_a), (s_b, e_b, d_b) in zip(confirmed, confirmed[1:]):
+        inside = np.flatnonzero((scores > s_a) & (scores < s_b) & fresh)
+        if len(inside) and e_a - e_b > 0.1:
+            gaps.append(((e_a - e_b) * max(d_b - d_a, 0.01), _nearest_energy(inside, energy, [0.5 * (e_a + e_b)])[0]))
+    gaps.sort(key=lambda g: -g[0])
+    picks = list(dict.fromkeys(i for _, i in gaps[:FILL_POINTS]))
+    predicted = problem.predict_drop(X[picks]) if picks else []
+    return [make_job(problem, X[i], compensation, CANDIDATE, p, int(numbers[i]), round_)
+            for i, p in zip(picks, predicted)][:limit]
 
 
 def _key(problem: AssignmentProblem, x: np.ndarray, compensation: str) -> str:

@@ -174,11 +174,11 @@ def _confirm(config, problem, store, history, baseline, progress) -> int:
         _fit(problem, measured, baseline, round_)
         earlier = [m for m in measured.values() if m.round < round_]
         spent = sum(1 for m in earlier if m.role == CANDIDATE)
-        jobs = []
-        for group in levels:  # the report levels first; the filling levels once those are settled
-            jobs = jobs or phases.round_jobs(
-                problem, front, earlier, baseline, group, budget - spent, config.compensation.mode, round_
-            )
+        jobs = phases.round_jobs(
+            problem, front, earlier, baseline, levels, budget - spent, config.compensation.mode, round_
+        )
+        fill = phases.fill_jobs(problem, front, earlier, baseline, budget - spent, config.compensation.mode, round_)
+        jobs = (jobs + [j for j in fill if j.key not in {k.key for k in jobs}])[: budget - spent]
         if not jobs:
             return round_ - 1
         measure(config, store, jobs, baseline, config.confirmation.jobs, f"confirmation round {round_}", progress)

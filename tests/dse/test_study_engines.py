@@ -55,9 +55,10 @@ def test_same_seed_same_trials_and_resume_matches(problem, section):
     whole, _ = _run(problem, section, section.budget)
     again, _ = _run(problem, section, section.budget)
     np.testing.assert_array_equal(whole.genotypes, again.genotypes)
-    half, storage = _run(problem, section, section.budget // 2 + 1)
-    resumed, _ = _run(problem, section, section.budget, storage=storage)
-    np.testing.assert_array_equal(whole.genotypes, resumed.genotypes)
+    for stop in (7, section.budget // 2 + 1, section.budget - 5):  # inside and across generations
+        _, storage = _run(problem, section, stop)
+        resumed, _ = _run(problem, section, section.budget, storage=storage)
+        np.testing.assert_array_equal(whole.genotypes, resumed.genotypes)
 
 
 @pytest.mark.parametrize("section", ENGINES[::2], ids=IDS[::2])

@@ -106,8 +106,7 @@ def test_confirmation_rounds_bisect_towards_each_target():
     front = surrogate_front(problem, history)
     scores = problem.score(front[0])
     assert np.all(np.diff(front[1][np.argsort(scores)]) <= 1e-9)  # more score, less energy along the front
-    primary, fill = targets(2.0, (0.5, 1.0, 3.0), fill=4)
-    assert primary == [0.5, 1.0, 2.0] and fill == [1.5]
+    assert targets(2.0, (0.5, 1.0, 3.0)) == [0.5, 1.0, 2.0]
     problem.fit_drop_map = lambda X, d: None
     jobs = round_jobs(problem, front, [], 90.0, [0.5, 1.0], 10, "none", 1)
     assert 1 <= len(jobs) <= 2 and all(j.role == CANDIDATE and j.round == 1 for j in jobs)

@@ -105,6 +105,21 @@ class OptunaEngine(SearchEngine):
         except (TypeError, ValueError) as error:
             raise UserError(f"search.options do not suit {self.cls.__name__}: {error}") from None
 
+    @staticmethod
+    def _warm_parent_cache(working: Any, last: Any) -> None:
+        """Resuming: cache every generation's parents as the interrupted run had.
+
+        optuna's GA samplers select a generation's parents when its first trial asks (from the
+        previous generation's parents as cached, in trial order), hand that trial the parents in
+        selection order, and cache them; later trials read the cache back in trial order (which
+        changes their random picks). Rebuilding the caches generation by generation, as the
+        interrupted run did, gives the resumed trials what they would have had.
+        """
+        sampler = working.sampler.base
+        generation = last.system_attrs.get(sampler._get_generation_key())
+        for g in range(1, (generation or 0) + 1):
+            sampler.get_parent_population(working, g)
+
     def run(self, budget: int, seeds: np.ndarray, progress: Progress | None = None) -> None:
         """Ask, evaluate and tell until ``budget`` trials are stored."""
         import optuna
@@ -120,16 +135,15 @@ class OptunaEngine(SearchEngine):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # experimental-feature and fixed-parameter warnings
             working.add_trials(self.recorder.as_optuna(stored))
-            step = self.population if issubclass(self.cls, BaseGASampler) else 1
+            if issubclass(self.cls, BaseGASampler) and stored:
+                self._warm_parent_cache(working, working.get_trials(deepcopy=False)[-1])
             encoding = self.problem.encoding
             done, flushed = len(stored), len(stored)
             while done < budget:
-                asked = []
-                end = min(done + step - done % step, budget)  # batches align with generations
-                for number in range(done, end):
-                    if number < len(seeds):
-                        working.enqueue_trial(encoding.params(seeds[number]))
-                    asked.append(working.ask(self.recorder.distributions))
+                # one trial at a time: a GA sampler assigns generations from the trials told so far
+                if done < len(seeds):
+                    working.enqueue_trial(encoding.params(seeds[done]))
+                asked = [working.ask(self.recorder.distributions)]
                 genotypes = np.stack([encoding.genotype(t.params) for t in asked])
                 evaluation = self.problem.evaluate(genotypes)
                 for trial, f, g in zip(asked, evaluation.F, evaluation.G[:, 0]):
