@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -28,6 +29,7 @@ def main() -> None:
     parser.add_argument("--map-points", type=int, default=12)
     parser.add_argument("--compensation", default="none")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, help="also write every measurement to this JSON file")
     args = parser.parse_args()
 
     import torch
@@ -35,6 +37,7 @@ def main() -> None:
 
     from multipliers import Zoo
     from objectives.data import load_data
+    from objectives.distortion import DropMap
     from objectives.distortion.cache import cached_surrogate
     from objectives.evaluate import evaluate
     from objectives.networks import get_network
@@ -55,6 +58,8 @@ def main() -> None:
         qnet, data, designs, args.compensation, key_parts=(network.name, str(weights), str(shared / "cifar10-test-jpg"), "256"),
         map_points=args.map_points, limit=args.limit, seed=args.seed,
     )
+    points = surrogate.calibration_points
+    surrogate.drop_map = DropMap.fit(np.array(points["scores"]), np.array(points["drops"]))  # current map form
     print(f"surrogate ready (built and its drop map fitted, or loaded from the cache) in {time.perf_counter() - start:.0f} s "
           f"({len(designs)} designs x {len(surrogate.layer_names)} layers, {args.map_points} real evaluations)")
 
@@ -80,9 +85,11 @@ def main() -> None:
     measured = measure(rows)
     predicted = surrogate.predict_drop(rows)
     rho = spearmanr(predicted, measured)[0]
+    rho_score = spearmanr(surrogate.score(rows), measured)[0]
     print(f"{args.assignments} random assignments measured in {time.perf_counter() - start:.0f} s; "
           f"measured drop {measured.min():.2f}..{measured.max():.2f} points")
     print(f"Spearman(predicted drop, measured drop) = {rho:.3f}   (goal >= 0.9)")
+    print(f"Spearman(surrogate score, measured drop) = {rho_score:.3f}")
 
     energy = np.array([m.cost().energy for m in designs])
     macs = surrogate.macs / surrogate.macs.sum()
@@ -97,6 +104,14 @@ def main() -> None:
     pool_measured = measure(pool)
     best_predicted = set(np.lexsort((pool_scores, pool_predicted))[:10].tolist())
     best_measured = set(np.argsort(pool_measured, kind="stable")[:10].tolist())
+    if args.out:
+        import json
+
+        args.out.write_text(json.dumps({
+            "random": {"assignments": rows.tolist(), "predicted": predicted.tolist(), "measured": measured.tolist()},
+            "band": {"assignments": pool.tolist(), "predicted": pool_predicted.tolist(), "measured": pool_measured.tolist()},
+            "designs": surrogate.multiplier_names, "layers": surrogate.layer_names, "exact_top1": exact_top1,
+        }))
     print(f"equal-energy band (multiplier energy saved 24-26%, {len(pool)} candidates): "
           f"{len(best_predicted & best_measured)} of the surrogate's best 10 are among the measured best 10 (goal >= 8)")
 

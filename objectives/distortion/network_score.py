@@ -57,7 +57,7 @@ class ScoreTable:
 
 @dataclass
 class DropMap:
-    """Monotone map from score to top-1 drop (points): isotonic in log score, through (0, 0)."""
+    """Monotone map from score to top-1 drop (points): isotonic in log score, through (0, 0), interpolated."""
 
     log_scores: np.ndarray
     drops: np.ndarray
@@ -72,9 +72,18 @@ class DropMap:
         if keep.sum() < 2:
             raise ValueError("the drop map needs at least two evaluations with a non-zero score")
         x = np.log(scores[keep])
-        fitted = IsotonicRegression(increasing=True, y_min=0.0).fit(x, drops[keep]).predict(x)
         order = np.argsort(x)
-        return cls(x[order], fitted[order])
+        x = x[order]
+        fitted = IsotonicRegression(increasing=True, y_min=0.0).fit(x, drops[keep][order]).predict(x)
+        # each flat block of the isotonic fit becomes one knot at its mean score: interpolating between
+        # knots keeps the map increasing wherever the data rise, so it preserves the score's ranking
+        knots_x, knots_y, start = [], [], 0
+        for end in range(1, len(x) + 1):
+            if end == len(x) or fitted[end] != fitted[start]:
+                knots_x.append(x[start:end].mean())
+                knots_y.append(fitted[start])
+                start = end
+        return cls(np.array(knots_x), np.array(knots_y))
 
     def __call__(self, scores: np.ndarray) -> np.ndarray:
         """Predicted drop for each score; interpolated, flat beyond the fitted range, 0 at score 0."""
