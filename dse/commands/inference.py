@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from ..errors import UserError
+from ..errors import objective_errors as _user_errors
 
 SCHEMES = ("int8", "uint8")
 COMPENSATIONS = ("none", "bias", "affine")
@@ -103,19 +104,3 @@ def layers_command(args: argparse.Namespace) -> int:
     print(format_table(("layer", "type", "M/image", "K", "N", "MACs"), rows, "llrrrr"))
     print(f"{len(rows)} layers, {total:,} MACs per image")
     return 0
-
-
-class _user_errors:
-    """Turn the objectives' input errors into one-line user errors."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind, error, traceback) -> bool:
-        if error is None:
-            return False
-        from objectives.errors import ObjectiveInputError
-
-        if isinstance(error, ObjectiveInputError):
-            raise UserError(str(error)) from None
-        return False

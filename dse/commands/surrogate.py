@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ..errors import UserError
+from ..errors import objective_errors as _user_errors
 from ..output import atomic_write_bytes, atomic_write_text, format_table
 
 SCHEMES = ("int8", "uint8")
@@ -109,22 +110,6 @@ def _designs(args: argparse.Namespace, names: list[str] | None = None):
         return list(zoo.select(signed=signed))
     except (ImportDesignError, KeyError, ValueError) as error:
         raise UserError(str(error).strip("'\"")) from None
-
-
-class _user_errors:
-    """Turn the objectives' input errors into one-line user errors."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind, error, traceback) -> bool:
-        if error is None:
-            return False
-        from objectives.errors import ObjectiveInputError
-
-        if isinstance(error, ObjectiveInputError):
-            raise UserError(str(error)) from None
-        return False
 
 
 # -- dse distortion ---------------------------------------------------------------------------------
