@@ -21,7 +21,7 @@ import numpy as np
 
 from .confirm import CALIBRATION, CANDIDATE, Job, Measurement
 from .front import non_dominated
-from .problem import AssignmentProblem, scores_of
+from .problem import AssignmentProblem
 from .seeding import spread_in_score
 
 if TYPE_CHECKING:
@@ -194,7 +194,3 @@ def surrogate_points(problem: AssignmentProblem, history: "SearchHistory") -> np
     if len(X) == 0:
         return np.zeros((0, 2))
     return np.stack([100.0 - energy, problem.predict_drop(X)], axis=1)
-
-
-__all__ = ["CAP_FACTOR", "calibration_points", "fit_map", "make_job", "round_jobs", "rows_of", "score_cap",
-           "scores_of", "surrogate_front", "surrogate_points", "targets"]

@@ -134,9 +134,3 @@ SCORE_FLOOR = 1e-30
 def log_scores(scores: np.ndarray) -> np.ndarray:
     """log10 of scores, floored at :data:`SCORE_FLOOR`."""
     return np.log10(np.maximum(np.asarray(scores, dtype=np.float64), SCORE_FLOOR))
-
-
-def scores_of(log_score: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`log_scores` (floored scores come back as 0)."""
-    values = np.power(10.0, np.asarray(log_score, dtype=np.float64))
-    return np.where(values <= SCORE_FLOOR, 0.0, values)

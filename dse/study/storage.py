@@ -105,8 +105,3 @@ def completed(study: "optuna.Study") -> list["optuna.trial.FrozenTrial"]:
     from optuna.trial import TrialState
 
     return sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.number)
-
-
-def study_attr(study: "optuna.Study", key: str, default: Any = None) -> Any:
-    """A study user attribute, or ``default``."""
-    return study.user_attrs.get(key, default)
