@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -31,18 +30,10 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         raise UserError(f"{path} is a folder; give a file name")
     if not path.parent.exists():
         raise UserError(f"cannot write {path}: folder {path.parent} does not exist")
+    from objectives.atomic_file import write_atomically
+
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        write_atomically(path, lambda handle: handle.write(data))
     except OSError as error:
         raise UserError(f"cannot write {path}: {error.strerror or error}") from None
 

@@ -12,14 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from ..atomic_file import write_atomically
 from .closed_form import relative_distortion
 from .layer_model import COMPENSATIONS, LEVELS, channel_moments, predict_error_energy, residual_variance
 from .moments import error_tables
@@ -123,8 +122,8 @@ class NetworkSurrogate:
             "compensation": self.compensation,
             "calibration_points": self.calibration_points,
         }
-        _atomic(folder / "surrogate.npz", lambda f: np.savez(f, **arrays))
-        _atomic(folder / "surrogate.json", lambda f: f.write(json.dumps(meta, indent=1).encode()))
+        write_atomically(folder / "surrogate.npz", lambda f: np.savez(f, **arrays))
+        write_atomically(folder / "surrogate.json", lambda f: f.write(json.dumps(meta, indent=1).encode()))
 
     @classmethod
     def load(cls, folder: str | Path) -> "NetworkSurrogate":
@@ -214,20 +213,6 @@ def _error_parts(moments: dict[str, np.ndarray], compensation: str) -> tuple[np.
     residual = np.maximum(moments["variance"] - gain**2 * var_c, 0.0)
     bias = moments["bias"] if compensation == "none" else np.zeros_like(gain)
     return bias, gain, residual
-
-
-def _atomic(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def design_set_key(multipliers: Sequence[Any], compensation: str, extra: str = "") -> str:
