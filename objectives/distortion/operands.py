@@ -20,14 +20,13 @@ MAX_COVARIANCE_K = 2048
 class _LayerAccumulator:
     """Streaming statistics of one (layer, group): column histograms, feature moments, output energy."""
 
-    def __init__(self, k: int, d: int, rows_wanted: int, rng: np.random.Generator) -> None:
+    def __init__(self, k: int, d: int, rng: np.random.Generator) -> None:
         self.histograms = np.zeros((k, 256), dtype=np.int64)
         self.full = k <= MAX_COVARIANCE_K
         self.kd = k * d
         self.sum = np.zeros(self.kd)
         self.outer = np.zeros((self.kd, self.kd)) if self.full else None
         self.rows = 0
-        self.rows_wanted = rows_wanted
         self.rng = rng
 
     def add(self, index: np.ndarray, features: np.ndarray, keep_fraction: float) -> None:
@@ -129,7 +128,7 @@ def _accumulate(layer, codes, accumulators, name, rng, total_images, signed) -> 
     features = activation_features(_activation_values(layer, signed))
     if name not in accumulators:
         accumulators[name] = [
-            _LayerAccumulator(k, features.shape[1], COVARIANCE_ROWS, np.random.default_rng(rng.integers(2**63)))
+            _LayerAccumulator(k, features.shape[1], np.random.default_rng(rng.integers(2**63)))
             for _ in range(groups)
         ]
     expected_rows = rows / codes.shape[0] * total_images

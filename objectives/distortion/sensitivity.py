@@ -88,7 +88,6 @@ def linearised_sensitivities(qnet: Any, max_images: int = 256, progress: bool = 
     handles = [modules[n].register_forward_hook(keep(n)) for n in names]
     try:
         for x, _ in batches(data, qnet.batch_size, progress=progress, desc="sensitivities"):
-            x = x.clone().requires_grad_(False)
             logits = model(x)
             for o in range(logits.shape[1]):
                 for n in names:

@@ -55,18 +55,18 @@ def measure_error_energy(qnet: Any, images: Any, multipliers: Sequence[Any], met
 
         work = tqdm(work, desc="measuring ||dC||", unit="layer-design")
     measured = {name: np.zeros(len(multipliers)) for name in names}
-    exact_cache: dict[str, Any] = {}
+    exact: dict[str, Any] = {}  # the exact output of the layer at hand (work runs layer by layer)
     position = {m.name: i for i, m in enumerate(multipliers)}
     with torch.no_grad():
         for name, m in work:
             layer = qnet.layer(name)
             codes = torch.cat(records[name])
-            if name not in exact_cache:
-                exact_cache = {name: layer.products(codes, exact_arithmetic(layer.weight_codes, qnet.scheme))}
+            if name not in exact:
+                exact = {name: layer.products(codes, exact_arithmetic(layer.weight_codes, qnet.scheme))}
             if m.is_exact:
                 continue
             approx = layer.products(codes, Arithmetic(get_kernel(m.lut, signed, method), layer.weight_codes))
-            measured[name][position[m.name]] = float(((approx - exact_cache[name]) ** 2).sum()) / count
+            measured[name][position[m.name]] = float(((approx - exact[name]) ** 2).sum()) / count
     return measured
 
 
