@@ -2,14 +2,20 @@
 
 Energy is reported at two levels, in pJ per inference (one image):
 
-* **multipliers alone** — sum over layers of MACs x (relative energy of the layer's multiplier,
-  from the zoo's cost, or from a per-layer function) x the exact 8-bit multiply's energy;
+* **multipliers alone** — sum over layers of MACs x (energy per product of the layer's multiplier
+  relative to the exact multiplier under uniform operands, from the zoo's cost, or from a per-layer
+  function such as switching activity under the layer's operands) x the exact 8-bit multiply's energy;
 * **whole MACs** — the same plus one 32-bit accumulator addition per MAC, which approximation
   does not touch.
 
 The anchors are Horowitz (ISSCC 2014) at 45 nm: an 8-bit integer multiply about 0.2 pJ, a 32-bit
 integer add about 0.1 pJ. Relative costs come from the zoo (relative to the exact multiplier of
 the same signedness), so the absolute figures are the relative ones scaled by the anchor.
+
+Savings compare with the exact multiplier *in the same layers*: with a per-layer function the exact
+design itself costs less than the anchor where operands toggle fewer bits, so each layer's
+``relative`` energy divides by the exact design's energy in that layer (the exact design is 1 in
+every layer) and all-exact is the reference of every percentage.
 
 Everything is vectorised over a population: ``X`` of shape (pop, L) holds, per layer, an index
 into the model's multiplier list.
@@ -29,7 +35,8 @@ MULTIPLY_PJ = 0.2
 #: Energy of a 32-bit integer addition (the accumulator) at 45 nm (Horowitz, ISSCC 2014), pJ.
 ACCUMULATE_PJ = 0.1
 
-#: Optional per-layer energy: (layer, multiplier) -> energy per product relative to exact.
+#: Optional per-layer energy: (layer, multiplier) -> energy per product relative to the exact
+#: multiplier under uniform operands (the zoo's unit: 1.0 = the 8-bit multiply anchor).
 LayerEnergyFunction = Callable[["LayerShape", Multiplier], float]
 
 
@@ -83,9 +90,14 @@ class EnergyModel:
         self.multiply_pj = float(multiply_pj)
         self.accumulate_pj = float(accumulate_pj)
         self.macs = np.array([layer.macs for layer in self.layers], dtype=np.float64)
-        self.relative = np.array(
+        self.product = np.array(
             [[_relative(layer, m, method, layer_energy) for m in self.multipliers] for layer in self.layers]
-        )  # (L, n): energy per product relative to exact
+        )  # (L, n): energy per product in units of the anchor (exact multiplier, uniform operands)
+        exact = [j for j, m in enumerate(self.multipliers) if m.is_exact]
+        self.exact_product = self.product[:, exact[0]] if exact else np.ones(len(self.layers))  # (L,)
+        if np.any(self.exact_product <= 0):
+            raise ValueError("the exact multiplier's energy must be positive in every layer")
+        self.relative = self.product / self.exact_product[:, None]  # (L, n): relative to exact in that layer
         self.area = np.array([m.cost(method).area for m in self.multipliers])
 
     # -- populations -----------------------------------------------------------------------------
@@ -100,8 +112,8 @@ class EnergyModel:
     def per_layer_pj(self, X: np.ndarray) -> np.ndarray:
         """Multiplier energy per image of each layer, (pop, L) pJ."""
         X = self._check(X)
-        rel = self.relative[np.arange(X.shape[1]), X]  # (pop, L)
-        return rel * self.macs * self.multiply_pj
+        product = self.product[np.arange(X.shape[1]), X]  # (pop, L)
+        return product * self.macs * self.multiply_pj
 
     def multiplier_pj(self, X: np.ndarray) -> np.ndarray:
         """Multiplier energy per image, (pop,) pJ."""
@@ -114,7 +126,7 @@ class EnergyModel:
     @property
     def exact_multiplier_pj(self) -> float:
         """Multiplier energy per image with exact multipliers everywhere."""
-        return float(self.macs.sum() * self.multiply_pj)
+        return float((self.macs * self.exact_product).sum() * self.multiply_pj)
 
     @property
     def accumulate_total_pj(self) -> float:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import UserError
+from .energy import ACTIVITY, CACHE_FILE, read_activity_table
 from .front import Front, FrontPoint
 
 if TYPE_CHECKING:
@@ -32,9 +33,16 @@ logger = logging.getLogger(__name__)
 
 CSV_COLUMNS = (
     "layer", "kind", "m", "k", "n", "macs", "multiplier", "family", "params", "signed", "lut_sha256",
-    "relative_energy", "multiplier_pj", "accumulate_pj", "mac_pj", "compensation", "compensation_scale",
-    "compensation_bias",
+    "relative_energy", "energy_method", "multiplier_pj_per_mac", "multiplier_pj", "accumulate_pj", "mac_pj",
+    "compensation", "compensation_scale", "compensation_bias",
 )
+
+
+_ENERGY_NOTE = {
+    "table": "energy per product from the zoo's cost (energy_method)",
+    "activity": "energy per product from switching activity of the synthesised netlist under the layer's "
+                "calibration operands; designs without a netlist keep their table cost relative to exact (energy_method)",
+}
 
 
 def pick_point(front: Front, pick: int | None, max_drop: float | None) -> tuple[int, FrontPoint]:
@@ -86,7 +94,9 @@ def export_point(folder: "StudyFolder", front: Front, index: int, point: FrontPo
             "study": config.name, "front_index": index, "compensation": point.compensation,
             "baseline_top1": front.baseline_top1, "images": front.images,
             "point": {k: v for k, v in point.as_dict().items() if k != "assignment"},
-            "energy_units": "pJ per image (inference); relative_energy: per product, exact = 1",
+            "energy_units": "pJ per image (inference); multiplier_pj_per_mac: pJ per product; relative_energy: "
+                            "per product, exact multiplier in the same layer = 1",
+            "energy_model": config.objectives.energy,
             "anchors_pj": {"multiply": config.objectives.multiply_pj, "accumulate": config.objectives.accumulate_pj},
             "totals": {k: sum(r[k] for r in layers) for k in ("macs", "multiplier_pj", "accumulate_pj", "mac_pj")},
             "layers": layers,
@@ -99,8 +109,8 @@ def export_point(folder: "StudyFolder", front: Front, index: int, point: FrontPo
             np.save(buffer, zoo[name].lut)
             (staging / "luts" / f"{name}.npy").write_bytes(buffer.getvalue())
             np.savetxt(staging / "luts" / f"{name}.csv", zoo[name].lut, fmt="%d", delimiter=",")
-        hardware = _hardware_bundle(staging, layers, zoo, config.objectives.multiply_pj)
-        (staging / "README.md").write_text(_readme(config.name, index, point, front, used, hardware))
+        hardware = _hardware_bundle(staging, layers, zoo)
+        (staging / "README.md").write_text(_readme(config.name, index, point, front, used, hardware, config.objectives.energy))
         if out.exists():
             shutil.rmtree(out)
         staging.rename(out)
@@ -113,24 +123,47 @@ def export_point(folder: "StudyFolder", front: Front, index: int, point: FrontPo
 def _layer_rows(folder, point: FrontPoint, designs: dict, corrections: dict) -> list[dict[str, Any]]:
     config = folder.config
     exact = folder.designs[0]["name"]
+    energy = _energy_per_product(folder)
     rows = []
     for layer in folder.layers:
         name = layer["name"]
         design = designs[point.assignment.get(name, exact)]
         macs = int(layer["macs"])
-        multiplier_pj = macs * design["energy"] * config.objectives.multiply_pj
+        product, relative, method = energy(name, design)
+        multiplier_pj = macs * product * config.objectives.multiply_pj
         accumulate_pj = macs * config.objectives.accumulate_pj
         rows.append({
             "index": len(rows), "layer": name, "kind": layer.get("kind", ""), "m": layer["m"], "k": layer["k"],
             "n": layer["n"], "macs": macs, "approximated": bool(layer["approximated"]), "multiplier": design["name"],
             "family": design["family"], "params": design["params"], "signed": design["signed"],
-            "lut_sha256": design["lut_sha256"], "relative_energy": design["energy"], "cost_method": design["cost_method"],
+            "lut_sha256": design["lut_sha256"], "relative_energy": relative, "cost_method": design["cost_method"],
+            "energy_method": method, "multiplier_pj_per_mac": product * config.objectives.multiply_pj,
             "multiplier_pj": multiplier_pj, "accumulate_pj": accumulate_pj, "mac_pj": multiplier_pj + accumulate_pj,
             "compensation": point.compensation if name in corrections else "none",
             "compensation_scale": corrections.get(name, {}).get("gain"),
             "compensation_bias": corrections.get(name, {}).get("offset"),
         })
     return rows
+
+
+def _energy_per_product(folder: "StudyFolder"):
+    """``(layer, design record) -> (energy per product in anchor units, relative to exact in the layer, method)``."""
+    if folder.config.objectives.energy != ACTIVITY:
+        return lambda layer, design: (design["energy"], design["energy"], design["cost_method"])
+    table = read_activity_table(folder.path)
+    if table is None:
+        raise UserError(f"{folder.path} has no activity energy table ({CACHE_FILE}); continue the study with dse run first")
+    exact = folder.designs[0]["name"]
+
+    def lookup(layer: str, design: dict) -> tuple[float, float, str]:
+        try:
+            product = table["product"][layer][design["name"]]
+            return product, product / table["product"][layer][exact], table["method"][layer][design["name"]]
+        except KeyError:
+            raise UserError(f"{folder.path / CACHE_FILE} has no energy of {design['name']} in {layer}; "
+                            "continue the study with dse run") from None
+
+    return lookup
 
 
 def _csv(rows: list[dict[str, Any]]) -> str:
@@ -152,7 +185,7 @@ def _csv(rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-def _hardware_bundle(staging: Path, layers: list[dict[str, Any]], zoo: Any, multiply_pj: float) -> bool:
+def _hardware_bundle(staging: Path, layers: list[dict[str, Any]], zoo: Any) -> bool:
     """HOOK for the hardware flow: Verilog, testbenches, compensation and energy via multipliers.hardware."""
     try:
         from multipliers.hardware import write_hardware_bundle
@@ -164,7 +197,7 @@ def _hardware_bundle(staging: Path, layers: list[dict[str, Any]], zoo: Any, mult
          "bias": r["compensation_bias"], "scale": r["compensation_scale"]}
         for r in layers
     ]
-    energy = {r["index"]: r["relative_energy"] * multiply_pj for r in layers}
+    energy = {r["index"]: r["multiplier_pj_per_mac"] for r in layers}
     try:
         write_hardware_bundle(staging, rows, energy)
     except Exception as error:  # a design its generator cannot express: keep the rest of the export
@@ -173,7 +206,7 @@ def _hardware_bundle(staging: Path, layers: list[dict[str, Any]], zoo: Any, mult
     return True
 
 
-def _readme(study: str, index: int, point: FrontPoint, front: Front, used: list[str], hardware: bool) -> str:
+def _readme(study: str, index: int, point: FrontPoint, front: Front, used: list[str], hardware: bool, energy: str) -> str:
     rtl = (
         "* `rtl/<design>.v` — synthesisable Verilog of each design; `rtl/axm_config_pkg.sv` maps layer index to design;\n"
         "  `rtl/axm_layer_multiplier.sv` instantiates the design of a layer; `tb/` self-checking testbenches\n"
@@ -192,9 +225,10 @@ Compensation: {point.compensation}. Designs used: {', '.join(used)}.
 ## Files
 * `assignment.json` — every conv/linear layer in network order: GEMM dims per image (M output positions,
   K = C_in/groups x kh x kw, N = C_out), MACs per image, the design (name, family, parameters, signedness,
-  SHA-256 of its LUT as little-endian int32), its energy per product relative to exact, energy per image in pJ
-  (multiplier, accumulator, whole MAC; anchors 0.2 pJ per 8-bit multiply and 0.1 pJ per 32-bit add at 45 nm,
-  Horowitz ISSCC 2014), and the compensation per output channel: the accumulator becomes
+  SHA-256 of its LUT as little-endian int32), its energy per product (pJ, and relative to the exact multiplier in
+  the same layer), energy per image in pJ (multiplier, accumulator, whole MAC; anchors 0.2 pJ per 8-bit multiply
+  under uniform operands and 0.1 pJ per 32-bit add at 45 nm, Horowitz ISSCC 2014; {_ENERGY_NOTE[energy]}),
+  and the compensation per output channel: the accumulator becomes
   `compensation_scale[n] * acc + compensation_bias[n]` (accumulator units, folded into requantisation).
 * `assignment.csv` — the same, one row per layer (per-channel lists space-separated, parameters as JSON).
 * `luts/<design>.npy` and `.csv` — each design's 256 x 256 product table; row = activation operand, column =

@@ -47,8 +47,10 @@ def levels_table(front: Front) -> str:
         else:
             rows.append([f"<= {level:g}", _num(p.energy_saving, 1), _num(p.mac_saving, 1), _num(p.top1), _num(p.drop),
                          index.get(p.key, "-")])
-    note = ("multiplier energy: zoo cost x MACs per layer; MAC energy adds a 32-bit accumulator add per MAC "
-            "(45 nm: 8-bit multiply ~0.2 pJ, 32-bit add ~0.1 pJ, Horowitz ISSCC 2014)")
+    note = ("multiplier energy: MACs x energy per product per layer (the zoo's cost, or with [objectives] energy = "
+            "\"activity\" switching activity under the layer's operands), saved against exact multipliers in the same "
+            "layers; MAC energy adds a 32-bit accumulator add per MAC (45 nm: 8-bit multiply ~0.2 pJ, 32-bit add "
+            "~0.1 pJ, Horowitz ISSCC 2014)")
     return format_table(header, rows, "rrrrrr") + "\n" + note
 
 

@@ -68,9 +68,8 @@ def run_study(
     target: "Target | None" = None,
 ) -> RunReport:
     """Run (or continue) a study in ``directory``; returns the confirmed front."""
-    from objectives.hardware_cost import EnergyModel
-
     from .candidates import select_multipliers
+    from .energy import study_energy_model
     from .encoding import Encoding
     from .problem import AssignmentProblem
     from .target import build_target
@@ -104,10 +103,7 @@ def run_study(
 
     # -- surrogate and its calibration -------------------------------------------------------------
     clock = time.perf_counter()
-    energy = EnergyModel(
-        target.layers, multipliers, config.multipliers.cost_method or None,
-        multiply_pj=config.objectives.multiply_pj, accumulate_pj=config.objectives.accumulate_pj,
-    )
+    energy = study_energy_model(config, target, multipliers, directory, progress)
     encoding = Encoding.build(
         target.approximated, names, config.grouping.groups, config.grouping.max_distinct, compensation == "searched"
     )

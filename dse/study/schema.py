@@ -17,6 +17,9 @@ from typing import Any
 COMPENSATIONS = ("none", "bias", "affine", "searched")
 SCHEMES = ("int8", "uint8")
 ENGINES = ("optuna", "pymoo")
+#: Energy per product: the zoo's cost (``table``), or switching activity of the synthesised netlist
+#: under each layer's operand histograms (``activity``).
+ENERGY_MODELS = ("table", "activity")
 
 
 def key(default: Any = MISSING, help: str = "", **meta: Any) -> Any:  # noqa: A002 - mirrors argparse
@@ -88,6 +91,12 @@ class ObjectivesSection:
     """[objectives]: minimised multiplier energy and accuracy drop, optionally area."""
 
     area: bool = key(False, "third objective: summed relative area of the distinct multipliers used")
+    energy: str = key(
+        "table", "energy per product: table (the zoo's cost, see multipliers.cost_method) or activity (switching "
+        "activity of the synthesised netlist under each layer's calibration operands; designs without a netlist "
+        "keep their table cost, relative to exact in the same layer)", choices=ENERGY_MODELS,
+    )
+    activity_samples: int = key(8192, "operand pairs simulated per layer and design for energy = activity", minimum=8)
     multiply_pj: float = key(0.2, "energy of an exact 8-bit multiply, pJ (Horowitz 2014, 45 nm)", minimum=0.0)
     accumulate_pj: float = key(0.1, "energy of a 32-bit accumulator add, pJ (Horowitz 2014, 45 nm)", minimum=0.0)
 
