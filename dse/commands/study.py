@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import shlex
+import signal
 import sys
 from pathlib import Path
+from typing import Iterator
 
 from ..errors import UserError
+from ..study.claims import DEFAULT_HEARTBEAT, GRACE_BEATS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,6 +27,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="TABLE.KEY=VALUE",
                      help="override a study file key, e.g. --set search.budget=500 --set data.test=/data/cifar (repeatable)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    share = run.add_mutually_exclusive_group()
+    share.add_argument("--worker", action="store_true",
+                       help="one of several processes (or machines) sharing the study's storage (storage.journal or "
+                       "storage.url): they split the search and confirmation jobs")
+    share.add_argument("--fresh", action="store_true",
+                       help="start afresh: move an earlier study folder aside and delete the study from a storage "
+                       "outside it (each step is printed)")
+    run.add_argument("--heartbeat", type=_seconds, default=DEFAULT_HEARTBEAT, metavar="SECONDS",
+                     help=f"seconds between the heartbeats of this worker's claims; a claim silent for "
+                     f"{GRACE_BEATS} heartbeats is taken over (default {DEFAULT_HEARTBEAT:g})")
     run.set_defaults(handler=run_command)
 
     front = subparsers.add_parser("front", help="the confirmed Pareto front of a study folder (table, JSON, CSV, plots)")
@@ -39,6 +54,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     which.add_argument("--max-drop", type=_points, metavar="POINTS", help="the most energy-saving point within this top-1 drop")
     export.add_argument("--out", type=Path, required=True, metavar="PATH", help="folder to write (replaced if an earlier export)")
     export.set_defaults(handler=export_command)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"a heartbeat is more than 0 seconds, got {text}")
+    return value
 
 
 def _index(text: str) -> int:
@@ -71,7 +96,14 @@ def run_command(args: argparse.Namespace) -> int:
 
     config = load_study(args.study, args.overrides)
     directory = args.out or default_directory(config)
-    report = run_study(config, directory, progress=not args.quiet)
+    try:
+        with _terminate_as_interrupt():
+            report = run_study(config, directory, progress=not args.quiet, worker=args.worker, fresh=args.fresh,
+                               heartbeat=args.heartbeat)
+    except KeyboardInterrupt:
+        print(f"\ndse: interrupted; every finished trial and measurement is stored, the jobs at hand were given up. "
+              f"To continue, run: {_continue_command(args, directory)}", file=sys.stderr)
+        return 130
     folder = open_directory(directory)
     written = write_front_files(folder, report.front)
     print(levels_table(report.front))
@@ -82,6 +114,35 @@ def run_command(args: argparse.Namespace) -> int:
     print(f"study folder {directory}: {', '.join(p.name for p in written)}; storage {folder.storage} "
           "(opens in optuna-dashboard)")
     return 0
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a scheduler stopping the job) stops the run as Ctrl-C does."""
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _continue_command(args: argparse.Namespace, directory: Path) -> str:
+    """The command that continues this run (``--fresh`` left out)."""
+    argv = ["dse", "run", str(args.study), "--out", str(directory)]
+    for item in args.overrides:
+        argv += ["--set", item]
+    if args.worker:
+        argv.append("--worker")
+    if args.heartbeat != DEFAULT_HEARTBEAT:
+        argv += ["--heartbeat", f"{args.heartbeat:g}"]
+    return shlex.join(argv)
 
 
 def front_command(args: argparse.Namespace) -> int:

@@ -2,8 +2,10 @@
 
 A measurement is keyed by the hash of its assignment (layer -> design, compensation), kept in the
 trial's ``assignment_hash`` user attribute: anything already measured is never measured again, so
-a rerun redoes nothing finished. Worker processes (joblib) build the study's target from the
-study config once and keep it for their later tasks.
+a rerun redoes nothing finished. Each job is claimed through the storage before it runs
+(:mod:`dse.study.claims`), so workers sharing a study never measure one assignment twice.
+Evaluation processes (joblib's loky) build the study's target from the study config once and keep
+it for their later tasks.
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ import hashlib
 import json
 import logging
 import os
+import signal
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, NamedTuple, Sequence
 
 from .storage import completed
@@ -19,6 +24,7 @@ from .storage import completed
 if TYPE_CHECKING:
     import optuna
 
+    from .claims import Claims
     from .config import StudyConfig
 
 logger = logging.getLogger(__name__)
@@ -134,46 +140,123 @@ def measure(
     n_jobs: int,
     desc: str,
     progress: bool = True,
+    claims: "Claims | None" = None,
 ) -> dict[str, Measurement]:
-    """Evaluate every job not measured yet (in parallel), record each as it finishes; all measurements."""
+    """Measure every job not measured yet, with other workers; all measurements once every job is measured.
+
+    Each job is claimed through the storage before it runs (``claims``; none: this process is the
+    only worker), so no two workers measure one assignment; jobs other workers hold are waited for,
+    and taken over when their worker dies. Each measurement is recorded as it finishes.
+    """
     from tqdm import tqdm
 
+    wanted = list({job.key: job for job in jobs}.values())
     done = store.measurements()
-    todo = list({job.key: job for job in jobs if job.key not in done}.values())
-    if todo:
-        images = config.confirmation.images or None
-        workers = _workers(n_jobs, len(todo))
-        with tqdm(total=len(todo), desc=desc, unit="eval", disable=not progress) as bar:
-            for job, result in _results(config, todo, images, workers):
-                reference = result["top1"] if baseline_top1 is None else baseline_top1
-                store.record(job, result, reference)
-                bar.update(1)
-                logger.info("%s: top-1 %.2f%% (%d images, %.1f s)", job.role, result["top1"], result["images"], result["seconds"])
-    return store.measurements()
+    if all(job.key in done for job in wanted):
+        return done
+    images = config.confirmation.images or None
+    workers = _workers(n_jobs, len(wanted))
+    pool = _ProcessPool(workers) if workers > 1 else _InlinePool()
+    running: dict[Any, tuple[Job, int | None]] = {}
+    finished = sum(job.key in done for job in wanted)
+    with tqdm(total=len(wanted), initial=finished, desc=desc, unit="eval", disable=not progress) as bar:
+        try:
+            while True:
+                todo = [job for job in wanted if job.key not in done]
+                if not todo and not running:
+                    return done
+                started = _start(config, store, todo, running, pool, workers, images, claims)
+                ended = pool.finished(list(running), timeout=claims.poll if claims is not None else None)
+                for future in ended:
+                    job, claim = running.pop(future)
+                    _record(store, job, future.result(), baseline_top1, claims, claim)
+                if not (started or ended or running) and claims is not None:
+                    time.sleep(claims.poll)  # every open job is another worker's
+                done = store.measurements()
+                bar.update(sum(job.key in done for job in wanted) - bar.n)
+        except BaseException:
+            pool.abort()
+            raise
+
+
+def _start(config, store, todo, running, pool, workers, images, claims) -> int:
+    """Claim and start open jobs while evaluation slots are free; how many started."""
+    mine = {job.key for job, _ in running.values()}
+    started = 0
+    for job in todo:
+        if len(running) >= workers:
+            break
+        if job.key in mine:
+            continue
+        claim = claims.claim(job.key) if claims is not None else None
+        if claims is not None and claim is None:
+            continue  # another worker holds it
+        if claims is not None and job.key in store.measurements():  # finished by another worker meanwhile
+            claims.release(claim)
+            continue
+        running[pool.submit(config, job, images)] = (job, claim)
+        started += 1
+    return started
+
+
+def _record(store: ConfirmStore, job: Job, result: dict, baseline_top1: float | None, claims: "Claims | None",
+            claim: int | None) -> None:
+    """Store one finished measurement unless another worker stored it first; then release its claim."""
+    if job.key in store.measurements():
+        logger.warning("%s: measured by another worker as well (its claim was taken over); kept the first", job.key[:12])
+    else:
+        store.record(job, result, result["top1"] if baseline_top1 is None else baseline_top1)
+        logger.info("%s: top-1 %.2f%% (%d images, %.1f s)", job.role, result["top1"], result["images"], result["seconds"])
+    if claims is not None and claim is not None:
+        claims.release(claim)
+
+
+class _InlinePool:
+    """Runs each job in this process when submitted."""
+
+    def submit(self, config: "StudyConfig", job: Job, images: int | None) -> Future:
+        future: Future = Future()
+        future.set_result(evaluate_job(config, job.assignment, job.compensation, images, threads=None))
+        return future
+
+    def finished(self, futures: list[Future], timeout: float | None) -> list[Future]:
+        return futures
+
+    def abort(self) -> None:
+        return None
+
+
+class _ProcessPool:
+    """joblib's reusable worker processes (each keeps its built target); they ignore Ctrl-C, the parent decides."""
+
+    def __init__(self, workers: int) -> None:
+        from joblib.externals.loky import get_reusable_executor
+
+        self.threads = max(1, (os.cpu_count() or 1) // workers)
+        self.executor = get_reusable_executor(max_workers=workers, initializer=_ignore_interrupts)
+
+    def submit(self, config: "StudyConfig", job: Job, images: int | None) -> Future:
+        return self.executor.submit(evaluate_job, config, job.assignment, job.compensation, images, self.threads)
+
+    def finished(self, futures: list[Future], timeout: float | None) -> list[Future]:
+        if not futures:
+            return []
+        done, _ = wait(futures, timeout=timeout, return_when=FIRST_COMPLETED)
+        return [f for f in futures if f in done]
+
+    def abort(self) -> None:
+        """Interrupted or failed: stop the running evaluations now."""
+        self.executor.shutdown(wait=False, kill_workers=True)
+
+
+def _ignore_interrupts() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _workers(n_jobs: int, tasks: int) -> int:
     cores = os.cpu_count() or 1
     wanted = cores if n_jobs == -1 else max(1, n_jobs)
     return max(1, min(wanted, tasks))
-
-
-def _results(config: "StudyConfig", todo: list[Job], images: int | None, workers: int) -> Iterable[tuple[Job, dict]]:
-    """(job, result) pairs as they finish: in this process for one worker, else joblib processes."""
-    if workers == 1:
-        for job in todo:
-            yield job, evaluate_job(config, job.assignment, job.compensation, images, threads=None)
-        return
-    from joblib import Parallel, delayed
-
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    tasks = (delayed(_indexed)(i, config, job.assignment, job.compensation, images, threads) for i, job in enumerate(todo))
-    for index, result in Parallel(n_jobs=workers, return_as="generator_unordered")(tasks):
-        yield todo[index], result
-
-
-def _indexed(index: int, *args: Any) -> tuple[int, dict]:
-    return index, evaluate_job(*args)
 
 
 def evaluate_job(

@@ -21,8 +21,8 @@ from typing import Any
 
 from ..errors import UserError
 from ..output import atomic_write_text
-from .config import StudyConfig, flatten, from_tables
-from .schema import RESUMABLE
+from .config import StudyConfig, from_tables
+from .fingerprint import changes, deciding_keys, describe
 
 STUDY_TOML = "study.toml"
 STUDY_JSON = "study.json"
@@ -37,10 +37,14 @@ def default_directory(config: StudyConfig) -> Path:
 
 
 def check_directory(config: StudyConfig, directory: Path) -> None:
-    """Refuse a folder that is not empty and not this study's (before anything is written)."""
+    """Refuse a folder that is not empty and not this study's (before anything is written).
+
+    A folder holding only the first files of a start that was killed before ``study.json`` was
+    written is this study's (nothing in it is a result).
+    """
     if directory.exists() and not directory.is_dir():
         raise UserError(f"{directory} exists and is not a folder")
-    if not directory.exists() or not any(directory.iterdir()):
+    if not directory.exists() or all(_unfinished_start(p.name) for p in directory.iterdir()):
         return
     stored = directory / STUDY_JSON
     if not stored.is_file():
@@ -48,13 +52,31 @@ def check_directory(config: StudyConfig, directory: Path) -> None:
     previous = _read_json(stored)
     if previous.get("digest") == config.digest():
         return
-    old = {k: v for k, v in flatten(previous.get("config", {})).items() if k not in RESUMABLE}
-    new = {k: v for k, v in flatten(config.as_dict()).items() if k not in RESUMABLE}
-    changed = [f"{k} ({old.get(k)!r} -> {new.get(k)!r})" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    changed = changes(deciding_keys(previous.get("config", {})), deciding_keys(config.as_dict()))
     raise UserError(
-        f"{directory} holds this study run with a different study file: {'; '.join(changed[:5]) or 'format changed'}; "
-        "give another --out folder (or undo the change)"
+        f"{directory} holds this study run with a different study file: {describe(changed) or 'format changed'}; "
+        "give another --out folder, undo the change, or start afresh with --fresh (moves this folder aside)"
     )
+
+
+def _unfinished_start(name: str) -> bool:
+    """Files a start writes before ``study.json``, or a temporary file of an atomic write."""
+    return name in (STUDY_TOML, LAYERS_JSON, DESIGNS_JSON) or (name.startswith(".") and name.endswith(".tmp"))
+
+
+def move_aside(directory: Path) -> Path | None:
+    """Rename a non-empty study folder to the first free ``<name>.old<N>`` beside it; the new path."""
+    if not directory.is_dir() or not any(directory.iterdir()):
+        return None
+    for n in range(1, 10_000):
+        target = directory.with_name(f"{directory.name}.old{n}")
+        if not target.exists():
+            try:
+                directory.rename(target)
+            except OSError as error:
+                raise UserError(f"--fresh: cannot move {directory} aside to {target}: {error.strerror}") from None
+            return target
+    raise UserError(f"--fresh: no free name beside {directory}; remove old copies first")
 
 
 def write_directory(

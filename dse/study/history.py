@@ -10,7 +10,7 @@ turns stored trials into trials with parameters (gene name -> shown value) for s
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
@@ -23,6 +23,10 @@ if TYPE_CHECKING:
 CONSTRAINT = "drop"
 RECORD = "dse"
 GENOTYPE = "genotype"
+
+
+class ClaimLost(Exception):
+    """This worker's claim on the search was released by another worker: it must stop writing."""
 
 
 class SearchHistory(NamedTuple):
@@ -47,6 +51,14 @@ class SearchRecorder:
         self.study = study
         self.encoding = encoding
         self.distributions = {gene.name: CategoricalDistribution(gene.choices) for gene in encoding.genes}
+        #: Called before each write; returns False when this worker may no longer write (its claim is gone).
+        self.guard: Callable[[], bool] | None = None
+
+    def count(self) -> int:
+        """How many search trials are completed (cheaper than reading them)."""
+        from optuna.trial import TrialState
+
+        return self.study._storage.get_n_trials(self.study._study_id, (TrialState.COMPLETE,))
 
     def trials(self) -> list["optuna.trial.FrozenTrial"]:
         """Completed search trials."""
@@ -94,5 +106,7 @@ class SearchRecorder:
         ]
 
     def record(self, trials: Sequence["optuna.trial.FrozenTrial"]) -> None:
-        """Append completed trials to the storage."""
+        """Append completed trials to the storage (raises :class:`ClaimLost` when the guard says no)."""
+        if self.guard is not None and not self.guard():
+            raise ClaimLost()
         self.study.add_trials(trials)

@@ -3,7 +3,10 @@
 Each phase skips what the study folder already holds, so a rerun continues where the last run
 stopped and redoes nothing finished: the baseline and every measurement live in the confirm study
 (keyed by assignment hash), the search trials in the search study, the surrogate's tables in
-``surrogate/``. Everything is checked before the folder is created.
+``surrogate/``. Everything is checked before the folder is created. Every job (a measurement, the
+search) is claimed through the storage first, so workers sharing the storage split the work and a
+dead worker's job goes to another (:mod:`dse.study.claims`); every choice between phases is a
+deterministic function of the storage, so all workers make the same ones.
 """
 
 from __future__ import annotations
@@ -19,9 +22,14 @@ import numpy as np
 from ..errors import UserError
 from . import phases
 from .confirm import BASELINE, CALIBRATION, CANDIDATE, ConfirmStore, Job, measure
-from .directory import check_directory, write_directory
+from .claims import DEFAULT_HEARTBEAT, Claims
+from .directory import check_directory, move_aside, write_directory
+from .fingerprint import check_storage
 from .front import Front, compute_front
-from .storage import CONFIRM, SEARCH, open_storage, open_study, storage_description
+from .storage import (
+    CLAIMS, CONFIRM, SEARCH, delete_studies, journal_path, open_storage, open_study, storage_description,
+    storage_errors,
+)
 
 if TYPE_CHECKING:
     from .config import StudyConfig
@@ -29,6 +37,9 @@ if TYPE_CHECKING:
     from .target import Target
 
 logger = logging.getLogger(__name__)
+
+#: The claim key of the search (confirmation jobs are claimed by their assignment hash).
+SEARCH_JOB = "search"
 
 #: (target, multipliers, compensation, cache folder, progress) -> surrogate; tests pass a stand-in.
 SurrogateFactory = Callable[["Target", list, str, Path, bool], "Surrogate"]
@@ -66,12 +77,18 @@ def run_study(
     progress: bool = True,
     surrogate_factory: SurrogateFactory | None = None,
     target: "Target | None" = None,
+    *,
+    worker: bool = False,
+    fresh: bool = False,
+    heartbeat: float = DEFAULT_HEARTBEAT,
 ) -> RunReport:
-    """Run (or continue) a study in ``directory``; returns the confirmed front."""
+    """Run (or continue) a study in ``directory``; returns the confirmed front.
+
+    ``worker``: one of several processes sharing the study's storage (a journal file or a database);
+    ``fresh``: move an earlier study folder aside and delete the study from an external storage first
+    (each logged as a warning); ``heartbeat``: seconds between the heartbeats of this worker's claims.
+    """
     from .candidates import select_multipliers
-    from .energy import study_energy_model
-    from .encoding import Encoding
-    from .problem import AssignmentProblem
     from .target import build_target
 
     timings: dict[str, float] = {}
@@ -81,24 +98,49 @@ def run_study(
             f"{config.path}: compensation.mode = 'searched' is not available yet: the surrogate and the quantised "
             "network take one compensation for all layers; choose none, bias or affine"
         )
-    check_directory(config, directory)
-    multipliers = target.multipliers if target is not None else select_multipliers(config)
-    target = target or build_target(config, multipliers)
-    timings["quantise"] = time.perf_counter() - clock
     storage_name = storage_description(config.storage, directory)
-    layers = [{**target.layer_info(l.name).as_dict(), "approximated": l.name in target.approximated} for l in target.layers]
-    designs = [_design_record(m, config.multipliers.cost_method or None) for m in multipliers]
-    write_directory(config, directory, layers, designs, storage_name)
-    storage = open_storage(config.storage, directory)
+    if worker and storage_name.startswith("sqlite"):
+        raise UserError(
+            "--worker needs a storage several processes share: storage.journal (a file, one machine) or storage.url "
+            "(a database server such as postgresql://..., many machines); SQLite serves one process"
+        )
+    with storage_errors(storage_name):
+        if fresh:
+            _start_afresh(config, directory)
+        check_directory(config, directory)
+        multipliers = target.multipliers if target is not None else select_multipliers(config)
+        target = target or build_target(config, multipliers)
+        timings["quantise"] = time.perf_counter() - clock
+        layers = [{**target.layer_info(l.name).as_dict(), "approximated": l.name in target.approximated} for l in target.layers]
+        designs = [_design_record(m, config.multipliers.cost_method or None) for m in multipliers]
+        write_directory(config, directory, layers, designs, storage_name)
+        storage = open_storage(config.storage, directory)
+        confirm_study = open_study(storage, config.name, CONFIRM, ["energy", "drop"])
+        check_storage(confirm_study, config, storage_name)
+        claims = Claims(open_study(storage, config.name, CLAIMS, ["done"]), heartbeat)
+        if not worker:
+            _check_alone(claims)
+        store = ConfirmStore(confirm_study, target.approximated, [m.name for m in multipliers])
+        with claims:
+            return _run_phases(config, directory, target, multipliers, storage, store, claims, surrogate_factory,
+                               progress, timings)
+
+
+def _run_phases(config, directory, target, multipliers, storage, store, claims, surrogate_factory, progress,
+                timings) -> RunReport:
+    """Baseline, surrogate and its calibration, search, confirmation; each continues what the storage holds."""
+    from .energy import study_energy_model
+    from .encoding import Encoding
+    from .problem import AssignmentProblem
+
     names = [m.name for m in multipliers]
-    store = ConfirmStore(open_study(storage, config.name, CONFIRM, ["energy", "drop"]), target.approximated, names)
     compensation = config.compensation.mode
     n_jobs = config.confirmation.jobs
 
     # -- baseline ----------------------------------------------------------------------------------
     clock = time.perf_counter()
     exact_job = Job({layer: names[0] for layer in target.approximated}, compensation, BASELINE, 0.0, 100.0, 0.0)
-    baseline = measure(config, store, [exact_job], None, 1, "baseline (exact)", progress)[exact_job.key].top1
+    baseline = measure(config, store, [exact_job], None, 1, "baseline (exact)", progress, claims)[exact_job.key].top1
     timings["baseline"] = time.perf_counter() - clock
 
     # -- surrogate and its calibration -------------------------------------------------------------
@@ -112,18 +154,18 @@ def run_study(
     timings["surrogate"] = time.perf_counter() - clock
     clock = time.perf_counter()
     path = _greedy(problem)
-    _calibrate(config, problem, store, path, baseline, n_jobs, progress)
+    _calibrate(config, problem, store, path, baseline, n_jobs, progress, claims)
     problem.score_cap = phases.score_cap(problem, path)
     timings["calibration"] = time.perf_counter() - clock
 
     # -- search --------------------------------------------------------------------------------------
     clock = time.perf_counter()
-    history = _search(config, problem, storage, path, progress)
+    history = _search(config, problem, storage, path, progress, claims)
     timings["search"] = time.perf_counter() - clock
 
     # -- confirmation ----------------------------------------------------------------------------------
     clock = time.perf_counter()
-    rounds = _confirm(config, problem, store, history, baseline, progress)
+    rounds = _confirm(config, problem, store, history, baseline, progress, claims)
     timings["confirmation"] = time.perf_counter() - clock
 
     from .outputs import write_surrogate_front
@@ -136,18 +178,46 @@ def run_study(
     return RunReport(front, directory, timings, len(store.measurements()), len(history), rounds)
 
 
+def _start_afresh(config: "StudyConfig", directory: Path) -> None:
+    """--fresh: move the earlier folder aside, delete the study from a storage outside it; logs each step."""
+    moved = move_aside(directory)
+    if moved is not None:
+        logger.warning("--fresh: moved the earlier study folder %s to %s (delete it yourself when done with it)",
+                       directory, moved)
+    section = config.storage
+    inside = not section.url and (
+        not section.journal or directory.resolve() in journal_path(section, directory).resolve().parents
+    )
+    if inside:
+        return
+    deleted = delete_studies(open_storage(section, directory), config.name)
+    if deleted:
+        logger.warning("--fresh: deleted %s from storage %s", ", ".join(deleted), storage_description(section, directory))
+
+
+def _check_alone(claims: Claims) -> None:
+    """A run without --worker refuses to share the study with a live run on this machine."""
+    others = claims.others_here()
+    if others:
+        pids = ", ".join(str(o.pid) for o in others)
+        raise UserError(
+            f"another dse run (process {pids}) is working on this study; wait for it or stop it, "
+            "or start every process with --worker (on a journal file or database storage) to share the work"
+        )
+
+
 def _greedy(problem: "AssignmentProblem") -> np.ndarray:
     from .seeding import greedy_path
 
     return greedy_path(problem)
 
 
-def _calibrate(config, problem, store, path, baseline, n_jobs, progress) -> None:
+def _calibrate(config, problem, store, path, baseline, n_jobs, progress, claims) -> None:
     """Measure points spread along the greedy path and fit the surrogate's drop map on them."""
     compensation = config.compensation.mode
     points = phases.calibration_points(problem, path, config.surrogate.calibration_points)
     jobs = [phases.make_job(problem, x, compensation, CALIBRATION, None) for x in points]
-    measured = measure(config, store, jobs, baseline, n_jobs, "calibration", progress)
+    measured = measure(config, store, jobs, baseline, n_jobs, "calibration", progress, claims)
     _fit(problem, measured, baseline, 1)
 
 
@@ -159,7 +229,7 @@ def _fit(problem, measured, baseline, before_round: int) -> None:
     logger.info("drop map fitted on %d real evaluations", used)
 
 
-def _confirm(config, problem, store, history, baseline, progress) -> int:
+def _confirm(config, problem, store, history, baseline, progress, claims) -> int:
     """Confirmation rounds until the candidate budget is spent or no target finds a new point."""
     front = phases.surrogate_front(problem, history)
     levels = phases.targets(config.constraints.max_drop, config.confirmation.report_drops)
@@ -177,25 +247,44 @@ def _confirm(config, problem, store, history, baseline, progress) -> int:
         jobs = (jobs + [j for j in fill if j.key not in {k.key for k in jobs}])[: budget - spent]
         if not jobs:
             return round_ - 1
-        measure(config, store, jobs, baseline, config.confirmation.jobs, f"confirmation round {round_}", progress)
+        measure(config, store, jobs, baseline, config.confirmation.jobs, f"confirmation round {round_}", progress, claims)
         round_ += 1
 
 
-def _search(config, problem, storage, path, progress):
-    """Run the engine up to the budget (continuing stored trials); the whole search record."""
+def _search(config, problem, storage, path, progress, claims):
+    """Run the engine up to the budget (continuing stored trials) under the search's claim; the whole record.
+
+    One worker searches at a time (generations depend on each other); the others wait for the record
+    to reach the budget, and take the search over, resuming from the record, if its worker dies.
+    """
     from tqdm import tqdm
 
     from .engines import make_engine
-    from .history import SearchRecorder
+    from .history import ClaimLost, SearchRecorder
     from .seeding import initial_genotypes
 
     recorder = SearchRecorder(open_study(storage, config.name, SEARCH, problem.objective_names), problem.encoding)
     near = path[problem.score(path) <= problem.score_cap] if len(path) else path
     seeds = initial_genotypes(problem, config.search.population, near)
-    done = len(recorder.trials())
-    with tqdm(total=config.search.budget, initial=min(done, config.search.budget), desc="search (surrogate)",
-              unit="trial", disable=not progress) as bar:
-        make_engine(config.search, problem, recorder).run(config.search.budget, seeds, bar.update)
+    budget = config.search.budget
+    with tqdm(total=budget, initial=min(recorder.count(), budget), desc="search (surrogate)", unit="trial",
+              disable=not progress) as bar:
+        while (done := recorder.count()) < budget:
+            bar.update(min(done, budget) - bar.n)
+            claim = claims.claim(SEARCH_JOB)
+            if claim is None:  # another worker searches
+                time.sleep(claims.poll)
+                continue
+            recorder.guard = lambda: claims.holds(claim)
+            try:
+                make_engine(config.search, problem, recorder).run(budget, seeds, bar.update)
+            except ClaimLost:
+                logger.warning("another worker took the search over (this worker's heartbeat was late)")
+                continue
+            finally:
+                recorder.guard = None
+            claims.release(claim)
+        bar.update(min(recorder.count(), budget) - bar.n)
     return recorder.history()
 
 

@@ -1,17 +1,22 @@
 """The optuna storage that holds a study's whole state: the search trials and the confirmations.
 
-One storage holds two optuna studies per study: ``<name>:search`` (every surrogate evaluation, one
-trial each; parameters are the genes) and ``<name>:confirm`` (every real inference, one trial each,
-keyed by the assignment's hash in the ``assignment_hash`` user attribute). The default is SQLite
-in the study folder; a database URL (PostgreSQL ...) or an optuna journal file serve many workers.
-The same storage opens in optuna-dashboard.
+One storage holds three optuna studies per study: ``<name>:search`` (every surrogate evaluation, one
+trial each; parameters are the genes), ``<name>:confirm`` (every real inference, one trial each,
+keyed by the assignment's hash in the ``assignment_hash`` user attribute) and ``<name>:claims``
+(which worker holds which job, :mod:`dse.study.claims`). The default is SQLite in the study folder
+(one worker); an optuna journal file serves several processes on one machine, a database URL
+(PostgreSQL ...) several machines. The same storage opens in optuna-dashboard.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
+import os
+import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from ..errors import UserError
 
@@ -25,6 +30,13 @@ logger = logging.getLogger(__name__)
 SQLITE_NAME = "study.db"
 SEARCH = "search"
 CONFIRM = "confirm"
+CLAIMS = "claims"
+ROLES = (SEARCH, CONFIRM, CLAIMS)
+#: Write failures that a user fixes (disk full, read-only, permissions), not bugs.
+WRITE_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EFBIG, errno.EIO}
+)
+CONTINUE = "free space or make it writable, then run the same command again: every finished trial and measurement is kept"
 
 
 def storage_description(section: "StorageSection", directory: Path) -> str:
@@ -49,7 +61,9 @@ def open_storage(section: "StorageSection", directory: Path) -> "optuna.storages
         if section.journal:
             from optuna.storages.journal import JournalFileBackend, JournalStorage
 
-            return JournalStorage(JournalFileBackend(str(journal_path(section, directory))))
+            path = journal_path(section, directory)
+            repair_journal(path)
+            return JournalStorage(JournalFileBackend(str(path)))
         url = storage_description(section, directory)
         storage = optuna.storages.RDBStorage(url)
         if url.startswith("sqlite"):
@@ -57,6 +71,89 @@ def open_storage(section: "StorageSection", directory: Path) -> "optuna.storages
         return storage
     except Exception as error:  # drivers raise many kinds (ImportError, OperationalError ...)
         raise UserError(f"cannot open storage {storage_description(section, directory)}: {error}") from None
+
+
+def repair_journal(path: Path) -> int:
+    """Cut an unfinished last line (a write cut short by a full disk) off a journal file; bytes removed.
+
+    optuna skips such a line when reading, but the next write would be appended to it and make the
+    file unreadable. Done under the journal's own lock, so no worker writes meanwhile; logged.
+    """
+    from optuna.storages.journal import JournalFileSymlinkLock
+
+    if not path.is_file() or path.stat().st_size == 0:
+        return 0
+    lock = JournalFileSymlinkLock(str(path))
+    lock.acquire()
+    try:
+        with open(path, "r+b") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            end = size
+            while end > 0:
+                start = max(0, end - 65536)
+                handle.seek(start)
+                chunk = handle.read(end - start)
+                newline = chunk.rfind(b"\n")
+                if newline >= 0:
+                    end = start + newline + 1
+                    break
+                end = start
+            if end < size:
+                handle.truncate(end)
+                logger.warning("removed %d bytes of an unfinished write at the end of journal %s", size - end, path)
+            return size - end
+    finally:
+        lock.release()
+
+
+@contextlib.contextmanager
+def storage_errors(where: str) -> Iterator[None]:
+    """Turn a storage or study folder that can no longer be written (disk full, read-only ...) into a UserError."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno not in WRITE_ERRNOS:
+            raise
+        raise UserError(f"cannot write {error.filename or where}: {error.strerror}; {CONTINUE}") from None
+    except Exception as error:
+        if not _is_storage_error(error):
+            raise
+        raise UserError(f"cannot write to the study's storage {where}: {_root_cause(error)}; {CONTINUE}") from None
+
+
+def _is_storage_error(error: BaseException) -> bool:
+    """Errors of the database layer (only modules already loaded can have raised them)."""
+    sqlalchemy, optuna = sys.modules.get("sqlalchemy.exc"), sys.modules.get("optuna.exceptions")
+    return bool(
+        (sqlalchemy is not None and isinstance(error, sqlalchemy.SQLAlchemyError))
+        or (optuna is not None and isinstance(error, optuna.StorageInternalError))
+    )
+
+
+def _root_cause(error: BaseException) -> str:
+    """The driver's own words: the innermost cause, first line."""
+    while error.__cause__ is not None or error.__context__ is not None:
+        error = error.__cause__ or error.__context__  # type: ignore[assignment]
+    inner = getattr(error, "orig", None) or error
+    return (str(inner).strip().splitlines() or [type(inner).__name__])[0]
+
+
+def delete_studies(storage: "optuna.storages.BaseStorage", study: str) -> list[str]:
+    """Delete ``<study>:<role>`` for every role from ``storage``; what was deleted (name and trial count)."""
+    deleted = []
+    for summary in _summaries(storage):
+        if summary.study_name in {f"{study}:{role}" for role in ROLES}:
+            import optuna
+
+            optuna.delete_study(study_name=summary.study_name, storage=storage)
+            deleted.append(f"{summary.study_name} ({summary.n_trials} trials)")
+    return deleted
+
+
+def _summaries(storage: "optuna.storages.BaseStorage") -> list[Any]:
+    import optuna
+
+    return optuna.get_all_study_summaries(storage, include_best_trial=False)
 
 
 def _write_ahead_log(storage: "optuna.storages.RDBStorage") -> None:

@@ -1,0 +1,132 @@
+"""A study stopped any way (SIGKILL mid-search or mid-confirmation, Ctrl-C, a full disk) resumes to the same front.
+
+Runs the small fake study (:mod:`study_fake_run`: real storage, claims, engines and rounds; stand-in
+network) in a process, stops it once the storage shows it in the phase under test, continues it in
+this process, and compares the result with an uninterrupted run: the same front, the same search
+trials in the same order (none lost, none twice) and every assignment measured once.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import signal
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from dse.cli import main
+from dse.study.storage import repair_journal
+
+from .study_procs import (
+    DIGITS, Watch, finish, front_of, genotypes, kill, measured_hashes, overrides, run_here, start, storage_of, trials,
+    wait_until,
+)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The small study run without interruption: (report, search genotypes, measured hashes)."""
+    out = tmp_path_factory.mktemp("reference") / "digits"
+    report = run_here(out)
+    storage = storage_of(out)
+    return report, genotypes(storage), sorted(measured_hashes(storage))
+
+
+def assert_same_as_reference(out: Path, report, reference, journal: str = "") -> None:
+    """Same front, same search trials in order, each reference assignment measured exactly once, no claim left."""
+    expected, expected_genotypes, expected_hashes = reference
+    storage = storage_of(out, journal=journal)
+    assert front_of(report) == front_of(expected)
+    assert genotypes(storage) == expected_genotypes
+    hashes = measured_hashes(storage)
+    assert len(hashes) == len(set(hashes)), "an assignment was measured twice"
+    assert sorted(hashes) == expected_hashes
+    assert not trials(storage, "claims", (TrialState.RUNNING,)), "a claim was left behind"
+
+
+def test_sigkill_mid_search_then_rerun_gives_the_uninterrupted_front(reference, tmp_path):
+    out = tmp_path / "digits"
+    process = start(out)
+    watch = Watch(out)
+    wait_until(lambda: watch.count("search") >= 48, process, "two batches of search trials")
+    kill(process)
+    assert watch.count("search") < 240  # it was stopped inside the search
+    assert_same_as_reference(out, run_here(out), reference)
+
+
+def test_sigkill_mid_confirmation_then_rerun_gives_the_uninterrupted_front(reference, tmp_path):
+    out = tmp_path / "digits"
+    process = start(out, delay=0.3)  # each measurement takes 0.3 s: the kill lands inside one
+    watch = Watch(out)
+    baseline_and_calibration = 1 + 3
+    wait_until(lambda: watch.count("confirm") > baseline_and_calibration, process, "a confirmation")
+    kill(process)
+    assert watch.count("confirm") < len(reference[2])  # stopped inside the confirmation rounds
+    assert_same_as_reference(out, run_here(out), reference)
+
+
+def test_ctrl_c_stops_cleanly_prints_how_to_continue_and_loses_nothing(reference, tmp_path):
+    out = tmp_path / "digits"
+    process = start(out, delay=0.3)
+    watch = Watch(out)
+    wait_until(lambda: watch.count("confirm") >= 2, process, "the calibration")
+    code, _, err = kill(process, signal.SIGINT)
+    assert code == 130 and "Traceback" not in err
+    assert "To continue, run: dse run" in err and f"--out {out}" in err and "search.budget=240" in err
+    assert watch.count("claims", (TrialState.RUNNING,)) == 0, "the interrupted job was not given up"
+    assert_same_as_reference(out, run_here(out), reference)
+
+
+@pytest.mark.parametrize("journal", ["", "study.journal"], ids=["sqlite", "journal"])
+def test_full_disk_mid_run_is_a_clear_error_and_the_rerun_loses_nothing(reference, tmp_path, journal):
+    out = tmp_path / "digits"
+    extra = (f"storage.journal='{journal}'",) if journal else ()
+    process = start(out, extra=extra)
+    watch = Watch(out, journal=journal)
+    wait_until(lambda: watch.count("search") >= 24, process, "search trials")
+    # from now on every file this process writes may hold 4 KiB at most: the next write fails as on a full disk
+    resource.prlimit(process.pid, resource.RLIMIT_FSIZE, (4096, 4096))
+    code, _, err = finish(process)
+    assert code == 2, err[-2000:]
+    assert "Traceback" not in err and "run the same command again" in err
+    assert ("cannot write" in err) and (str(out) in err)
+    assert_same_as_reference(out, run_here(out, *extra), reference, journal=journal)
+
+
+def test_unfinished_journal_line_is_cut_off_with_a_warning(tmp_path, caplog):
+    path = tmp_path / "study.journal"
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+    optuna.create_study(storage=storage, study_name="s").add_trial(optuna.trial.create_trial(value=1.0))
+    whole = path.read_bytes()
+    path.write_bytes(whole + b'{"op_code": 4, "worker_id": "x", "tria')  # a write cut short
+    assert repair_journal(path) == 38
+    assert path.read_bytes() == whole and "unfinished write" in caplog.text
+    assert repair_journal(path) == 0
+
+
+def test_changed_study_file_names_the_change_and_fresh_moves_the_folder_aside(tmp_path, capsys, caplog):
+    out = tmp_path / "digits"
+    run_here(out)
+    changed = ["run", DIGITS, "--out", out, "--quiet", *overrides("search.seed=3")]
+    assert main([str(a) for a in changed]) == 2
+    err = capsys.readouterr().err
+    assert "search.seed (0 -> 3)" in err and "--fresh" in err and "Traceback" not in err
+    report = run_here(out, "search.seed=3", fresh=True)
+    assert report.front.points
+    assert "moved the earlier study folder" in caplog.text and "digits.old1" in caplog.text
+    moved = tmp_path / "digits.old1"
+    assert json.loads((moved / "study.json").read_text())["config"]["search"]["seed"] == 0
+    assert json.loads((out / "study.json").read_text())["config"]["search"]["seed"] == 3
+
+
+def test_shared_storage_made_from_another_study_file_is_refused_and_fresh_says_what_it_deletes(tmp_path, caplog):
+    journal = tmp_path / "shared.journal"
+    run_here(tmp_path / "a", f"storage.journal='{journal}'")
+    with pytest.raises(Exception, match=r"search.population \(24 -> 30\)"):
+        run_here(tmp_path / "b", f"storage.journal='{journal}'", "search.population=30")
+    run_here(tmp_path / "b", f"storage.journal='{journal}'", "search.population=30", fresh=True)
+    assert "--fresh: deleted" in caplog.text and "digits:search (240 trials)" in caplog.text
+    assert "digits:confirm (" in caplog.text and str(journal) in caplog.text
