@@ -14,7 +14,9 @@ import contextlib
 import errno
 import logging
 import os
+import random
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
@@ -65,12 +67,27 @@ def open_storage(section: "StorageSection", directory: Path) -> "optuna.storages
             repair_journal(path)
             return JournalStorage(JournalFileBackend(str(path)))
         url = storage_description(section, directory)
-        storage = optuna.storages.RDBStorage(url)
+        storage = _rdb_storage(url)
         if url.startswith("sqlite"):
             _write_ahead_log(storage)
         return storage
     except Exception as error:  # drivers raise many kinds (ImportError, OperationalError ...)
         raise UserError(f"cannot open storage {storage_description(section, directory)}: {error}") from None
+
+
+def _rdb_storage(url: str, attempts: int = 5) -> "optuna.storages.RDBStorage":
+    """optuna's RDBStorage; retried when workers starting together race to create the tables of a new database."""
+    import optuna
+    import sqlalchemy.exc
+
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(url)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):  # another worker created them first
+            if attempt == attempts - 1:
+                raise
+            time.sleep(random.uniform(0.1, 0.5))
+    raise AssertionError("unreachable")
 
 
 def repair_journal(path: Path) -> int:
