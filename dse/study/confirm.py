@@ -85,6 +85,8 @@ class ConfirmStore:
         self.layer_names = list(layer_names)
         self.distributions = {name: CategoricalDistribution(list(multiplier_names)) for name in layer_names}
         self.distributions[COMPENSATION_PARAM] = CategoricalDistribution(["none", "bias", "affine"])
+        for name in layer_names:  # compensation searched: one per layer
+            self.distributions[f"{COMPENSATION_PARAM}:{name}"] = CategoricalDistribution(["none", "bias", "affine"])
 
     def measurements(self) -> dict[str, Measurement]:
         """Every finished measurement, by assignment hash (the first one of a hash wins)."""
@@ -95,8 +97,10 @@ class ConfirmStore:
             if key is None or key in out:
                 continue
             assignment = {n: t.params[n] for n in self.layer_names}
+            compensation = t.params.get(COMPENSATION_PARAM) or {  # searched: one per layer
+                n: t.params.get(f"{COMPENSATION_PARAM}:{n}", "none") for n in self.layer_names}
             out[key] = Measurement(
-                assignment, t.params.get(COMPENSATION_PARAM, "none"), a["role"], a["top1"], a["top5"], a["images"],
+                assignment, compensation, a["role"], a["top1"], a["top5"], a["images"],
                 a["seconds"], t.values[0], a["mac_saving"], a.get("predicted_drop"), a.get("search_trial"), a.get("round", 0),
                 key, t.number,
             )
@@ -111,10 +115,13 @@ class ConfirmStore:
         import optuna
 
         params: dict[str, Any] = {n: job.assignment[n] for n in self.layer_names}
-        params[COMPENSATION_PARAM] = job.compensation
+        if isinstance(job.compensation, str):
+            params[COMPENSATION_PARAM] = job.compensation
+        else:
+            params.update({f"{COMPENSATION_PARAM}:{n}": job.compensation[n] for n in self.layer_names})
         trial = optuna.trial.create_trial(
             params=params,
-            distributions=self.distributions,
+            distributions={k: self.distributions[k] for k in params},
             values=[job.energy, baseline_top1 - result["top1"]],
             user_attrs={
                 "assignment_hash": job.key,

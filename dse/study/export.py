@@ -24,7 +24,8 @@ import numpy as np
 
 from ..errors import UserError
 from .energy import ACTIVITY, CACHE_FILE, read_activity_table
-from .front import Front, FrontPoint
+from .front import Front, FrontPoint, compensation_label
+from .target import layer_compensation
 
 if TYPE_CHECKING:
     from .directory import StudyFolder
@@ -91,7 +92,7 @@ def export_point(folder: "StudyFolder", front: Front, index: int, point: FrontPo
     staging = Path(tempfile.mkdtemp(dir=parent, prefix=f".{out.name}.", suffix=".tmp"))
     try:
         document = {
-            "study": config.name, "front_index": index, "compensation": point.compensation,
+            "study": config.name, "front_index": index, "compensation": compensation_label(point.compensation),
             "baseline_top1": front.baseline_top1, "images": front.images,
             "point": {k: v for k, v in point.as_dict().items() if k != "assignment"},
             "energy_units": "pJ per image (inference); multiplier_pj_per_mac: pJ per product; relative_energy: "
@@ -139,7 +140,7 @@ def _layer_rows(folder, point: FrontPoint, designs: dict, corrections: dict) -> 
             "lut_sha256": design["lut_sha256"], "relative_energy": relative, "cost_method": design["cost_method"],
             "energy_method": method, "multiplier_pj_per_mac": product * config.objectives.multiply_pj,
             "multiplier_pj": multiplier_pj, "accumulate_pj": accumulate_pj, "mac_pj": multiplier_pj + accumulate_pj,
-            "compensation": point.compensation if name in corrections else "none",
+            "compensation": layer_compensation(point.compensation, name) if name in corrections else "none",
             "compensation_scale": corrections.get(name, {}).get("gain"),
             "compensation_bias": corrections.get(name, {}).get("offset"),
         })
@@ -220,7 +221,7 @@ Measured with bit-exact, error-injected integer inference: top-1 {point.top1:.2f
 for exact multipliers ({front.images} test images), a drop of {point.drop:.2f} points (the surrogate predicted
 {'-' if point.predicted_drop is None else f'{point.predicted_drop:.2f}'}). Multiplier energy saved: {point.energy_saving:.1f}%;
 whole-MAC energy (multiplier plus 32-bit accumulator add) saved: {point.mac_saving:.1f}%.
-Compensation: {point.compensation}. Designs used: {', '.join(used)}.
+Compensation: {compensation_label(point.compensation)} (each layer's in `assignment.json`). Designs used: {', '.join(used)}.
 
 ## Files
 * `assignment.json` — every conv/linear layer in network order: GEMM dims per image (M output positions,

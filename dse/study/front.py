@@ -27,7 +27,7 @@ class FrontPoint(NamedTuple):
     predicted_drop: float | None
     distinct: int  # distinct designs used (the exact one included)
     assignment: dict[str, str]
-    compensation: str
+    compensation: str | dict[str, str]  # one mode, or {layer: mode} with compensation searched
     role: str
     key: str
     trial: int
@@ -48,6 +48,15 @@ class Front(NamedTuple):
     measured: list[FrontPoint]  # every measurement but the baseline
     surrogate: np.ndarray  # (n, 2): energy saved %, predicted drop (the search's feasible front)
     levels: list[tuple[float, FrontPoint | None]]  # best measured point within each report level
+
+
+def compensation_label(compensation: str | dict[str, str]) -> str:
+    """One mode as is; per-layer modes as "searched: 12 affine, 3 bias" (layers without compensation not counted)."""
+    if isinstance(compensation, str):
+        return compensation
+    counts = {mode: sum(1 for v in compensation.values() if v == mode) for mode in ("affine", "bias")}
+    shown = ", ".join(f"{n} {mode}" for mode, n in counts.items() if n)
+    return f"searched: {shown or 'none'}"
 
 
 def non_dominated(F: np.ndarray) -> np.ndarray:

@@ -42,8 +42,8 @@ def make_job(problem: AssignmentProblem, x: np.ndarray, compensation: str, role:
     rows = problem.energy_rows(x[None])
     energy = float(100.0 * problem.energy.relative_energy(rows)[0])
     mac = float(problem.energy.mac_saving(rows)[0])
-    return Job(assignment, compensation, role, None if predicted is None else float(predicted), energy, mac,
-               search_trial, round_)
+    return Job(assignment, problem.job_compensation(x, compensation), role,
+               None if predicted is None else float(predicted), energy, mac, search_trial, round_)
 
 
 def rows_of(problem: AssignmentProblem, measurements: Sequence[Measurement]) -> np.ndarray:
@@ -185,7 +185,8 @@ def _key(problem: AssignmentProblem, x: np.ndarray, compensation: str) -> str:
     from .confirm import assignment_hash
 
     names = problem.encoding.multiplier_names
-    return assignment_hash({layer: names[int(j)] for layer, j in zip(problem.encoding.layer_names, x)}, compensation)
+    assignment = {layer: names[int(j)] for layer, j in zip(problem.encoding.layer_names, x)}
+    return assignment_hash(assignment, problem.job_compensation(x, compensation))
 
 
 def surrogate_points(problem: AssignmentProblem, history: "SearchHistory") -> np.ndarray:

@@ -7,6 +7,10 @@ trials never go stale), and optionally the summed relative area of the distinct 
 constraint keeps the search where it matters: log10 score at most log10 of a cap (the score the
 calibrated map puts well beyond the allowed drop). Layers outside the encoding (kept exact) count
 in the energy at the exact design's cost.
+
+With compensation searched per layer the surrogate offers every (layer, design) with its best
+compensation (:mod:`dse.study.searched`): an assignment's compensations are a function of its
+designs (:meth:`AssignmentProblem.compensations`), and a job carries them layer by layer.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol, Sequence
 
 import numpy as np
 
-from .encoding import Encoding
+from .encoding import COMPENSATION_CHOICES, Encoding
 
 if TYPE_CHECKING:
     from objectives.hardware_cost import EnergyModel
@@ -41,7 +45,7 @@ class Evaluation(NamedTuple):
     """A population's decoded assignments, objectives and constraints."""
 
     X: np.ndarray  # (pop, L) multiplier indices
-    C: np.ndarray  # (pop, L) compensation choice indices
+    C: np.ndarray  # (pop, L) compensation choice indices (COMPENSATION_CHOICES; zeros unless searched)
     F: np.ndarray  # (pop, n_obj)
     G: np.ndarray  # (pop, 1): log10 score - log10 cap (feasible <= 0)
 
@@ -103,14 +107,29 @@ class AssignmentProblem:
         """The surrogate's raw score (monotone in the predicted drop; needs no fitted map)."""
         return np.asarray(self.surrogate.score(self._surrogate_rows(X)), dtype=np.float64)
 
-    def predict_drop(self, X: np.ndarray, C: np.ndarray | None = None) -> np.ndarray:
+    def predict_drop(self, X: np.ndarray) -> np.ndarray:
         """Surrogate drop of assignments (pop, L) in our layer and design order."""
-        theirs = self._surrogate_rows(X)
-        if self.encoding.searched_compensation and C is not None:
-            comp = np.zeros_like(theirs)
-            comp[:, self._surrogate_columns[self._columns]] = np.atleast_2d(C)
-            return np.asarray(self.surrogate.predict_drop(theirs, compensation=comp), dtype=np.float64)
-        return np.asarray(self.surrogate.predict_drop(theirs), dtype=np.float64)
+        return np.asarray(self.surrogate.predict_drop(self._surrogate_rows(X)), dtype=np.float64)
+
+    @property
+    def searched_compensation(self) -> bool:
+        """Whether each layer's compensation follows its design (the surrogate chooses it)."""
+        return hasattr(self.surrogate, "compensations")
+
+    def compensations(self, X: np.ndarray) -> np.ndarray:
+        """Compensation of every searched layer, (pop, L) indices into COMPENSATION_CHOICES (zeros unless searched)."""
+        X = np.atleast_2d(np.asarray(X, dtype=np.int64))
+        if not self.searched_compensation:
+            return np.zeros_like(X)
+        theirs = self.surrogate.compensations(self._surrogate_rows(X))
+        return theirs[:, self._surrogate_columns[self._columns]]
+
+    def job_compensation(self, x: np.ndarray, mode: str) -> str | dict[str, str]:
+        """A job's compensation: the study's mode, or with compensation searched ``{layer: mode}``."""
+        if not self.searched_compensation:
+            return mode
+        c = self.compensations(np.asarray(x)[None])[0]
+        return {layer: COMPENSATION_CHOICES[int(i)] for layer, i in zip(self.encoding.layer_names, c)}
 
     def fit_drop_map(self, X: np.ndarray, drops: np.ndarray) -> None:
         """Refit the surrogate's map on measured drops of assignments in our order."""
@@ -119,6 +138,8 @@ class AssignmentProblem:
     def evaluate(self, genotypes: np.ndarray) -> Evaluation:
         """Decode and score a population."""
         X, C = self.encoding.decode(genotypes)
+        if self.searched_compensation:
+            C = self.compensations(X)
         energy = 100.0 * self.relative_energy(X)
         log_score = log_scores(self.score(X))
         columns = [energy, log_score] + ([self.energy.distinct_area(self.energy_rows(X))] if self.area else [])

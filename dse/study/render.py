@@ -7,7 +7,7 @@ import io
 import json
 
 from ..output import format_table
-from .front import Front, FrontPoint
+from .front import Front, FrontPoint, compensation_label
 
 CSV_COLUMNS = (
     "index", "energy_saving", "mac_saving", "top1", "top5", "drop", "predicted_drop", "distinct", "compensation",
@@ -21,13 +21,14 @@ def _num(value: float | None, digits: int = 2) -> str:
 
 def front_table(front: Front) -> str:
     """The confirmed front, best energy first, with what each column means."""
-    header = ["#", "mult. energy saved %", "MAC energy saved %", "top-1 %", "drop", "predicted", "distinct", "role"]
+    header = ["#", "mult. energy saved %", "MAC energy saved %", "top-1 %", "drop", "predicted", "distinct",
+              "compensation", "role"]
     rows = [
         [i, _num(p.energy_saving, 1), _num(p.mac_saving, 1), _num(p.top1), _num(p.drop), _num(p.predicted_drop),
-         p.distinct, p.role]
+         p.distinct, compensation_label(p.compensation), p.role]
         for i, p in enumerate(front.points)
     ]
-    lines = [format_table(header, rows, "rrrrrrrl")]
+    lines = [format_table(header, rows, "rrrrrrrll")]
     lines.append(
         f"{front.study}: exact int baseline top-1 {front.baseline_top1:.2f}% on {front.images} images; drops in points "
         f"(measured, and as the surrogate predicted); {len(front.measured)} assignments measured, "
@@ -60,7 +61,10 @@ def front_json(front: Front) -> str:
 
 
 def front_csv(front: Front) -> str:
-    """The front as CSV, one row per point; the assignment as ``layer=design`` pairs separated by ``;``."""
+    """The front as CSV, one row per point; the assignment as ``layer=design`` pairs separated by ``;``.
+
+    With compensation searched, the compensation column holds ``layer=mode`` pairs the same way.
+    """
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
@@ -72,5 +76,11 @@ def front_csv(front: Front) -> str:
 def _row(p: FrontPoint) -> list:
     return [
         round(p.energy_saving, 4), round(p.mac_saving, 4), round(p.top1, 4), round(p.top5, 4), round(p.drop, 4),
-        "" if p.predicted_drop is None else round(p.predicted_drop, 4), p.distinct, p.compensation, p.role, p.trial,
+        "" if p.predicted_drop is None else round(p.predicted_drop, 4), p.distinct, _compensation(p.compensation), p.role, p.trial,
     ]
+
+
+def _compensation(compensation: str | dict[str, str]) -> str:
+    if isinstance(compensation, str):
+        return compensation
+    return ";".join(f"{layer}={mode}" for layer, mode in compensation.items())

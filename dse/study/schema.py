@@ -70,7 +70,8 @@ class CompensationSection:
     """[compensation]: free error compensation in each layer's bias and requantisation scale."""
 
     mode: str = key(
-        "none", "none, bias or affine (searched, one per layer chosen by the search, is not available yet)",
+        "none", "none, bias or affine in every layer, or searched: each layer the one the surrogate predicts best for "
+        "its design",
         choices=COMPENSATIONS,
     )
 

@@ -10,7 +10,7 @@ import contextlib
 import difflib
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Union
 
 from ..errors import UserError
 
@@ -42,21 +42,23 @@ class Target:
         """The inference engine's record of one layer (GEMM dims, kernel, stride ...)."""
         return self.qnet.layers[name]
 
-    def evaluate(self, assignment: Mapping[str, str], compensation: str, images: int | None, progress: bool = False) -> dict[str, float]:
+    def evaluate(
+        self, assignment: Mapping[str, str], compensation: "Compensation", images: int | None, progress: bool = False
+    ) -> dict[str, float]:
         """Top-1/top-5 of an assignment (layer -> design name; others exact) on the test images."""
         from objectives.evaluate import evaluate
 
         by_name = {m.name: m for m in self.multipliers}
         with objective_errors():
-            self.qnet.set_assignment({k: by_name[v] for k, v in assignment.items()}, compensation=compensation)
+            apply_assignment(self.qnet, {k: by_name[v] for k, v in assignment.items()}, compensation)
             result = evaluate(self.qnet, self.data, images or None, self.config.data.batch_size, progress=progress)
         return result.as_dict()
 
-    def corrections(self, assignment: Mapping[str, str], compensation: str) -> dict[str, dict[str, list[float]]]:
+    def corrections(self, assignment: Mapping[str, str], compensation: "Compensation") -> dict[str, dict[str, list[float]]]:
         """Per layer, the compensation applied per output channel: accumulator gain and offset."""
         by_name = {m.name: m for m in self.multipliers}
         with objective_errors():
-            self.qnet.set_assignment({k: by_name[v] for k, v in assignment.items()}, compensation=compensation)
+            apply_assignment(self.qnet, {k: by_name[v] for k, v in assignment.items()}, compensation)
         out = {}
         for name in assignment:
             layer = self.qnet.layer(name)
@@ -65,6 +67,37 @@ class Target:
                 "offset": [float(v) for v in layer.offset.tolist()],
             }
         return out
+
+
+#: One compensation mode for every layer, or one per layer (``{layer: mode}``, compensation searched).
+Compensation = Union[str, Mapping[str, str]]
+
+
+def layer_compensation(compensation: Compensation, layer: str) -> str:
+    """The compensation mode of one layer ("searched" alone, as the exact baseline's, means none)."""
+    if isinstance(compensation, str):
+        return "none" if compensation == "searched" else compensation
+    return compensation.get(layer, "none")
+
+
+def apply_assignment(qnet: Any, mapping: Mapping[str, "Multiplier"], compensation: Compensation) -> None:
+    """Give the quantised network its designs and each layer its compensation (one mode, or one per layer).
+
+    Per layer: each mode's corrections are fitted by the network for the layers that take it (they
+    depend on the layer and its design alone), then every layer gets its own folded in.
+    """
+    if isinstance(compensation, str):
+        qnet.set_assignment(mapping, compensation=layer_compensation(compensation, ""))
+        return
+    corrections = {}
+    for mode in ("bias", "affine"):
+        subset = {k: m for k, m in mapping.items() if layer_compensation(compensation, k) == mode}
+        if subset:
+            qnet.set_assignment(subset, compensation=mode)
+            corrections.update({k: (qnet.layer(k).gain, qnet.layer(k).offset) for k in subset})
+    qnet.set_assignment(mapping, compensation="none")
+    for k, (gain, offset) in corrections.items():
+        qnet.layer(k).set_correction(gain, offset)
 
 
 @contextlib.contextmanager

@@ -157,11 +157,24 @@ class NetworkSurrogate:
         progress: bool = True,
     ) -> "NetworkSurrogate":
         """Compute operand statistics, sensitivities and every design's score contribution per layer."""
+        return cls.build_many(qnet, multipliers, (compensation,), seed, progress)[compensation]
+
+    @classmethod
+    def build_many(
+        cls,
+        qnet: Any,
+        multipliers: Sequence[Any],
+        compensations: Sequence[str] = COMPENSATIONS,
+        seed: int = 0,
+        progress: bool = True,
+    ) -> dict[str, "NetworkSurrogate"]:
+        """One surrogate per compensation, sharing the operand statistics and sensitivities (computed once)."""
         from .operands import collect_operands
         from .sensitivity import calibrate_by_injection, linearised_sensitivities
 
-        if compensation not in COMPENSATIONS:
-            raise ValueError(f"unknown compensation {compensation!r}; choose from {', '.join(COMPENSATIONS)}")
+        for compensation in compensations:
+            if compensation not in COMPENSATIONS:
+                raise ValueError(f"unknown compensation {compensation!r}; choose from {', '.join(COMPENSATIONS)}")
         wrong = [m.name for m in multipliers if m.signed != (qnet.scheme == "int8")]
         if wrong:
             kind = "signed" if qnet.scheme == "int8" else "unsigned"
@@ -172,8 +185,8 @@ class NetworkSurrogate:
         calibrate_by_injection(qnet, sensitivities, energy, seed=seed, progress=progress)
         errors = error_tables(multipliers)
         names = list(qnet.layers)
-        contributions = np.zeros((len(names), len(multipliers)))
-        distortion = {level: np.zeros((len(names), len(multipliers))) for level in LEVELS}
+        contributions = {c: np.zeros((len(names), len(multipliers))) for c in compensations}
+        distortion = {c: {level: np.zeros((len(names), len(multipliers))) for level in LEVELS} for c in compensations}
         iterator = enumerate(names)
         if progress:
             from tqdm import tqdm
@@ -181,18 +194,22 @@ class NetworkSurrogate:
             iterator = tqdm(iterator, total=len(names), desc="surrogate table", unit="layer")
         for li, name in iterator:
             moments = [channel_moments(op, errors) for op in operands[name]]
-            parts = [_error_parts(mo, compensation) for mo in moments]
-            bias, gain, residual = (np.concatenate([p[i] for p in parts], axis=1) for i in range(3))
-            contributions[li] = sensitivities[name].logit_error(bias, gain, residual)
-            for level in LEVELS:
-                if level == "weight-aware":
-                    predicted = sum(op.m * _energy_per_row(mo, compensation) for op, mo in zip(operands[name], moments))
-                else:
-                    predicted = sum(predict_error_energy(op, errors, level, compensation) for op in operands[name])
-                distortion[level][li] = relative_distortion(predicted, max(energy[name], 1e-300))
-        table = ScoreTable(tuple(names), tuple(m.name for m in multipliers), np.maximum(contributions, 0.0))
+            for compensation in compensations:
+                parts = [_error_parts(mo, compensation) for mo in moments]
+                bias, gain, residual = (np.concatenate([p[i] for p in parts], axis=1) for i in range(3))
+                contributions[compensation][li] = sensitivities[name].logit_error(bias, gain, residual)
+                for level in LEVELS:
+                    if level == "weight-aware":
+                        predicted = sum(op.m * _energy_per_row(mo, compensation) for op, mo in zip(operands[name], moments))
+                    else:
+                        predicted = sum(predict_error_energy(op, errors, level, compensation) for op in operands[name])
+                    distortion[compensation][level][li] = relative_distortion(predicted, max(energy[name], 1e-300))
+        designs = tuple(m.name for m in multipliers)
         macs = np.array([qnet.layers[name].macs for name in names], dtype=np.float64)
-        return cls(table, compensation, distortion, macs)
+        return {
+            c: cls(ScoreTable(tuple(names), designs, np.maximum(contributions[c], 0.0)), c, distortion[c], macs)
+            for c in compensations
+        }
 
 
 def _energy_per_row(moments: dict[str, np.ndarray], compensation: str) -> np.ndarray:

@@ -139,7 +139,7 @@ def test_export_writes_assignment_luts_and_readme(study, capsys, tmp_path):
         (["run", "{tmp}/absent.toml", "--out", "{tmp}/new"], "does not exist"),
         (["run", str(DIGITS), "--out", "{tmp}/new", "--set", "network.exact=['conv9']"], "no layer 'conv9'"),
         (["run", str(DIGITS), "--out", "{tmp}/new", "--set", "multipliers.names=['no_such']"], "unknown multiplier"),
-        (["run", str(DIGITS), "--out", "{tmp}/new", "--set", "compensation.mode='searched'"], "not available yet"),
+        (["run", str(DIGITS), "--out", "{tmp}/new", "--set", "compensation.mode='per-layer'"], "is not one of"),
         (["run", str(DIGITS), "--out", "{tmp}/busy"], "holds no study"),
     ],
 )
