@@ -175,9 +175,9 @@ def _owners(storage) -> set[str]:
 
 
 def _held_job(storage) -> tuple[int, str] | None:
-    """A RUNNING claim on a measurement (not the search): (claim trial id, assignment hash)."""
+    """A RUNNING claim on a measurement (keyed by its assignment hash): (claim trial id, assignment hash)."""
     for t in trials(storage, "claims", (TrialState.RUNNING,)):
-        if t.user_attrs.get(KEY) != "search":
+        if len(t.user_attrs.get(KEY, "")) == 64 and ":" not in t.user_attrs[KEY]:
             return t._trial_id, t.user_attrs[KEY]
     return None
 
