@@ -129,10 +129,10 @@ def measured_hashes(storage) -> list[str]:
     return [t.user_attrs["assignment_hash"] for t in trials(storage, "confirm", (TrialState.COMPLETE,))]
 
 
-def genotypes(storage) -> list[list[int]]:
-    """The stored search trials' genotypes in trial order."""
+def search_records(storage) -> list[dict]:
+    """The stored search trials in trial order: genotype and the engine's state (NSGA-II generation ...), values."""
     done = sorted(trials(storage, "search", (TrialState.COMPLETE,)), key=lambda t: t.number)
-    return [t.system_attrs["dse"]["genotype"] for t in done]
+    return [{**t.system_attrs["dse"], "values": t.values} for t in done]
 
 
 def front_of(report_or_folder) -> list[tuple]:

@@ -13,6 +13,7 @@ import resource
 import signal
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
 from optuna.trial import TrialState
@@ -21,26 +22,26 @@ from dse.cli import main
 from dse.study.storage import repair_journal
 
 from .study_procs import (
-    DIGITS, Watch, finish, front_of, genotypes, kill, measured_hashes, overrides, run_here, start, storage_of, trials,
+    DIGITS, Watch, finish, front_of, search_records, kill, measured_hashes, overrides, run_here, start, storage_of, trials,
     wait_until,
 )
 
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    """The small study run without interruption: (report, search genotypes, measured hashes)."""
+    """The small study run without interruption: (report, search records, measured hashes, folder)."""
     out = tmp_path_factory.mktemp("reference") / "digits"
     report = run_here(out)
     storage = storage_of(out)
-    return report, genotypes(storage), sorted(measured_hashes(storage))
+    return report, search_records(storage), sorted(measured_hashes(storage)), out
 
 
 def assert_same_as_reference(out: Path, report, reference, journal: str = "") -> None:
     """Same front, same search trials in order, each reference assignment measured exactly once, no claim left."""
-    expected, expected_genotypes, expected_hashes = reference
+    expected, expected_records, expected_hashes, _ = reference
     storage = storage_of(out, journal=journal)
     assert front_of(report) == front_of(expected)
-    assert genotypes(storage) == expected_genotypes
+    assert search_records(storage) == expected_records
     hashes = measured_hashes(storage)
     assert len(hashes) == len(set(hashes)), "an assignment was measured twice"
     assert sorted(hashes) == expected_hashes
@@ -130,3 +131,50 @@ def test_shared_storage_made_from_another_study_file_is_refused_and_fresh_says_w
     run_here(tmp_path / "b", f"storage.journal='{journal}'", "search.population=30", fresh=True)
     assert "--fresh: deleted" in caplog.text and "digits:search (240 trials)" in caplog.text
     assert "digits:confirm (" in caplog.text and str(journal) in caplog.text
+
+
+# -- known pitfalls of resumed optuna studies (from optuna's issue tracker) -------------------------------------
+# A resumed NSGA-II study keeps its generations: the SIGKILL tests compare every stored trial's engine state
+# (generation numbers included) with an uninterrupted run. Workers sharing one seed do not sample the same
+# trials: the worker tests compare the shared search with one worker's, trial by trial.
+
+
+def test_seeded_sampler_does_not_repeat_its_start_up_trials_on_resume():
+    from dse.study.encoding import Encoding
+    from dse.study.engines import make_engine
+    from dse.study.history import SearchRecorder
+    from dse.study.problem import AssignmentProblem
+    from dse.study.schema import SearchSection
+    from dse.study.storage import open_study
+    from objectives.hardware_cost import EnergyModel
+
+    from .study_fakes import LAYERS, FakeSurrogate, candidates
+
+    ms = candidates()
+    encoding = Encoding.build([layer.name for layer in LAYERS], [m.name for m in ms])
+    problem = AssignmentProblem(encoding, EnergyModel(LAYERS, ms), FakeSurrogate(LAYERS, ms), max_drop=1.0)
+    section = SearchSection(engine="optuna", sampler="TPESampler", budget=24, population=12,
+                            options={"n_startup_trials": 20})
+
+    def search(storage, budget):
+        recorder = SearchRecorder(open_study(storage, "t", "search", problem.objective_names), encoding)
+        make_engine(section, problem, recorder).run(budget, encoding.encode(np.zeros((0, len(LAYERS)), np.int64)))
+        return [tuple(g) for g in recorder.history().genotypes]
+
+    whole = search(optuna.storages.InMemoryStorage(), 24)
+    storage = optuna.storages.InMemoryStorage()
+    first = search(storage, 10)  # stopped inside the random start-up trials
+    resumed = search(storage, 24)
+    assert resumed == whole
+    assert resumed[10:20] != first  # a sampler reseeded from the study seed would draw trials 0..9 again
+
+
+def test_constraints_are_enforced_not_soft(reference):
+    report, _, _, out = reference
+    storage = storage_of(out)
+    assert report.front.points and all(p.drop <= report.front.max_drop for p in report.front.points)
+    search = {t.number: t for t in trials(storage, "search", (TrialState.COMPLETE,))}
+    confirmed = [t for t in trials(storage, "confirm", (TrialState.COMPLETE,)) if t.user_attrs["role"] == "candidate"]
+    assert confirmed
+    for t in confirmed:  # each came from a search trial the surrogate predicted within the allowed drop
+        assert search[t.user_attrs["search_trial"]].constraints["drop"] <= 0

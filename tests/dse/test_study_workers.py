@@ -26,7 +26,7 @@ from dse.study.claims import BEAT, KEY, OWNER, Claims, Owner, _process_start
 from tests.conftest import skip_or_fail
 
 from .study_procs import (
-    HEARTBEAT, Watch, finish, front_of, genotypes, kill, measured_hashes, run_here, start, storage_of, trials,
+    HEARTBEAT, Watch, finish, front_of, search_records, kill, measured_hashes, run_here, start, storage_of, trials,
     wait_until,
 )
 
@@ -35,19 +35,19 @@ JOURNAL = "study.journal"
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    """The small study run by one worker: (report, search genotypes, measured hashes)."""
+    """The small study run by one worker: (report, search records, measured hashes)."""
     out = tmp_path_factory.mktemp("reference") / "digits"
     report = run_here(out)
     storage = storage_of(out)
-    return report, genotypes(storage), sorted(measured_hashes(storage))
+    return report, search_records(storage), sorted(measured_hashes(storage))
 
 
 def assert_one_study(storage, fronts, reference) -> None:
     """Every worker's front is the reference's; the search and measurements are the reference's, none twice."""
-    expected, expected_genotypes, expected_hashes = reference
+    expected, expected_records, expected_hashes = reference
     for front in fronts:
         assert front == front_of(expected)
-    assert genotypes(storage) == expected_genotypes
+    assert search_records(storage) == expected_records
     hashes = measured_hashes(storage)
     assert len(hashes) == len(set(hashes)), "an assignment was measured twice"
     assert sorted(hashes) == expected_hashes
