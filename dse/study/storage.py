@@ -94,33 +94,43 @@ def repair_journal(path: Path) -> int:
     """Cut an unfinished last line (a write cut short by a full disk) off a journal file; bytes removed.
 
     optuna skips such a line when reading, but the next write would be appended to it and make the
-    file unreadable. Done under the journal's own lock, so no worker writes meanwhile; logged.
+    file unreadable. Cut under the journal's own lock, so no worker writes meanwhile, and logged; a
+    whole journal is only read (it may be on a read-only disk).
     """
     from optuna.storages.journal import JournalFileSymlinkLock
 
-    if not path.is_file() or path.stat().st_size == 0:
+    if _whole_lines_end(path) == _size(path):
         return 0
     lock = JournalFileSymlinkLock(str(path))
     lock.acquire()
     try:
-        with open(path, "r+b") as handle:
-            size = handle.seek(0, os.SEEK_END)
-            end = size
-            while end > 0:
-                start = max(0, end - 65536)
-                handle.seek(start)
-                chunk = handle.read(end - start)
-                newline = chunk.rfind(b"\n")
-                if newline >= 0:
-                    end = start + newline + 1
-                    break
-                end = start
-            if end < size:
-                handle.truncate(end)
-                logger.warning("removed %d bytes of an unfinished write at the end of journal %s", size - end, path)
-            return size - end
+        size, end = _size(path), _whole_lines_end(path)
+        if end < size:
+            os.truncate(path, end)
+            logger.warning("removed %d bytes of an unfinished write at the end of journal %s", size - end, path)
+        return size - end
     finally:
         lock.release()
+
+
+def _size(path: Path) -> int:
+    return path.stat().st_size if path.is_file() else 0
+
+
+def _whole_lines_end(path: Path) -> int:
+    """The offset just after the file's last newline (0 when it has none)."""
+    if not path.is_file():
+        return 0
+    with open(path, "rb") as handle:
+        end = handle.seek(0, os.SEEK_END)
+        while end > 0:
+            start = max(0, end - 65536)
+            handle.seek(start)
+            newline = handle.read(end - start).rfind(b"\n")
+            if newline >= 0:
+                return start + newline + 1
+            end = start
+    return 0
 
 
 @contextlib.contextmanager

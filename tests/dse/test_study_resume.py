@@ -178,3 +178,18 @@ def test_constraints_are_enforced_not_soft(reference):
     assert confirmed
     for t in confirmed:  # each came from a search trial the surrogate predicted within the allowed drop
         assert search[t.user_attrs["search_trial"]].constraints["drop"] <= 0
+
+
+def test_a_start_killed_before_its_record_was_written_is_continued(tmp_path):
+    from dse.study.config import load_study
+    from dse.study.directory import check_directory
+
+    config = load_study(DIGITS)
+    out = tmp_path / "digits"
+    out.mkdir()
+    (out / "study.toml").write_text(config.text)  # killed while quantising: no study.json yet
+    (out / ".study.json.x1y2.tmp").write_text("{")
+    check_directory(config, out)  # no complaint: nothing in it is a result
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(Exception, match="holds no study"):
+        check_directory(config, out)
