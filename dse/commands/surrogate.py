@@ -50,6 +50,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _network_arguments(inject)
     inject.add_argument("--grid", type=_floats, default=DEFAULT_MAGNITUDES, metavar="X,Y,...",
                         help="relative magnitudes used for both the mean and the std (default 0,0.001,0.003,0.01,0.03,0.1)")
+    inject.add_argument("--axes", action="store_true",
+                        help="measure only all-bias (mean x, std 0) and all-variance (mean 0, std x) points: "
+                        "2n-1 evaluations instead of n^2")
     inject.add_argument("--limit", type=int, default=1000, metavar="N", help="evaluation images (default 1000)")
     inject.add_argument("--out", type=Path, default=Path("inject"), metavar="DIR", help="folder for JSON and PNG (default ./inject)")
     inject.add_argument("--json", action="store_true", help="print the grid's records as JSON")
@@ -157,7 +160,8 @@ def inject_command(args: argparse.Namespace) -> int:
         from objectives.distortion.injection_study import injection_grid
 
         _, data, qnet = _quantised(args)
-        result = injection_grid(qnet, data.limited(args.limit), args.grid, seed=args.seed, progress=not args.json)
+        result = injection_grid(qnet, data.limited(args.limit), args.grid, seed=args.seed, progress=not args.json,
+                                axes=args.axes)
     from ..plots import injection_plots
 
     try:
@@ -173,10 +177,13 @@ def inject_command(args: argparse.Namespace) -> int:
         return 0
     rows = [(f"{r['mean']:g}", f"{r['std']:g}", f"{r['distortion']:.4f}", f"{r['top1']:.2f}") for r in result["grid"]]
     print(format_table(("mean (rel)", "std (rel)", "predicted D", "top-1 %"), rows, "rrrr"))
-    print(f"exact int8: {result['exact_top1']:.2f}%")
-    for row in result["equal_power"]:
-        print(f"error power {row['power']:.2g} per product: all bias -> {row['bias_top1']:.2f}%, "
-              f"all variance -> {row['variance_top1']:.2f}%")
+    print(f"exact int8: {result['exact_top1']:.2f}% on {result['images']} images")
+    if result["equal_power"]:
+        exact = result["exact_top1"]
+        rows = [(f"{r['power']:.2g}", f"{r['bias_top1']:.2f}", f"{exact - r['bias_top1']:.2f}",
+                 f"{r['variance_top1']:.2f}", f"{exact - r['variance_top1']:.2f}") for r in result["equal_power"]]
+        print("equal error power per product (relative to the product RMS squared), in every layer:")
+        print(format_table(("power", "all bias top-1 %", "drop", "all variance top-1 %", "drop"), rows, "rrrrr"))
     print(f"wrote {out / 'inject.json'}, {out / 'accuracy_map.png'}, {out / 'accuracy_vs_distortion.png'}", file=sys.stderr)
     return 0
 

@@ -10,14 +10,16 @@ from .closed_form import expected_error_energy
 
 
 def injection_grid(
-    qnet: Any, evaluation: Any, magnitudes: Sequence[float], seed: int = 0, progress: bool = True
+    qnet: Any, evaluation: Any, magnitudes: Sequence[float], seed: int = 0, progress: bool = True,
+    axes: bool = False,
 ) -> dict[str, Any]:
     """Accuracy for every (mean, std) in ``magnitudes`` x ``magnitudes``, relative to each layer's product RMS.
 
     Returns the exact accuracy, one record per grid point (mean, std, predicted network distortion
     D = RMS over layers of ||dC||_F / ||C||_F from the closed form, top-1) and, for every magnitude
     x > 0, the accuracy at equal per-product error power x^2 as all bias (mean x) or all variance
-    (std x).
+    (std x). ``axes`` measures only those points (mean x, std 0) and (mean 0, std x): 2n - 1
+    evaluations instead of n^2.
     """
     from ..evaluate import evaluate
     from ..injection import ErrorSpec, product_rms
@@ -28,7 +30,7 @@ def injection_grid(
     units = {name: product_rms(h.activation, h.weight, qnet.scheme) for name, h in qnet.histograms.items()}
     saved = dict(qnet.assignment), qnet.compensation, dict(qnet.injection)
     qnet.reset()
-    points = [(float(m), float(s)) for m in magnitudes for s in magnitudes]
+    points = grid_points(magnitudes, axes)
     iterator = points
     if progress:
         from tqdm import tqdm
@@ -57,6 +59,14 @@ def injection_grid(
     ]
     return {"network": qnet.name, "scheme": qnet.scheme, "images": len(evaluation), "exact_top1": exact,
             "grid": grid, "equal_power": equal_power}
+
+
+def grid_points(magnitudes: Sequence[float], axes: bool = False) -> list[tuple[float, float]]:
+    """(mean, std) pairs: the full grid, or only all-bias and all-variance points (and the origin)."""
+    values = sorted(set(float(m) for m in magnitudes))
+    if not axes:
+        return [(m, s) for m in values for s in values]
+    return [(0.0, 0.0)] * (0.0 in values) + [(x, 0.0) for x in values if x > 0] + [(0.0, x) for x in values if x > 0]
 
 
 def _network_distortion(qnet: Any, output_energy: dict, units: dict, mean: float, std: float) -> float:
