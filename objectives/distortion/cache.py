@@ -24,11 +24,12 @@ def surrogate_folder(key_parts: Sequence[str], designs: Sequence[Any], compensat
 
 def fit_drop_map(
     surrogate: NetworkSurrogate, qnet: Any, evaluation: Any, points: int, designs: Sequence[Any],
-    seed: int = 0, progress: bool = True,
+    seed: int = 0, progress: bool = True, classes: int | None = None,
 ) -> None:
     """Measure ``points`` spread assignments with real inference and fit the surrogate's drop map.
 
-    ``designs`` are the multipliers the surrogate was built with (imported ones included).
+    ``designs`` are the multipliers the surrogate was built with (imported ones included);
+    ``classes`` bounds the drop by the fall to chance accuracy (100 / classes).
     """
     from ..evaluate import evaluate
 
@@ -52,7 +53,8 @@ def fit_drop_map(
         assignment, compensation, injection = saved
         qnet.set_assignment(assignment, compensation)
         qnet.set_injection(injection)
-    surrogate.fit_drop_map(assignments, np.array(drops))
+    ceiling = exact - 100.0 / classes if classes else None
+    surrogate.fit_drop_map(assignments, np.array(drops), ceiling)
 
 
 def cached_surrogate(
@@ -71,6 +73,7 @@ def cached_surrogate(
         surrogate = NetworkSurrogate.build(qnet, designs, compensation, seed=seed, progress=progress)
         surrogate.save(folder)
     if surrogate.drop_map is None:
-        fit_drop_map(surrogate, qnet, data.limited(limit), map_points, designs, seed=seed, progress=progress)
+        fit_drop_map(surrogate, qnet, data.limited(limit), map_points, designs, seed=seed, progress=progress,
+                     classes=data.num_classes)
         surrogate.save(folder)
     return surrogate

@@ -11,7 +11,9 @@ assignment X is the predicted logit error power
     score(X) = sum_l s_bias[l] bias_power[l, X_l] + s_variance[l] variance_power[l, X_l],
 
 which assumes small, independent errors add their effects on the logits. A monotone map, fitted on
-a few real evaluations, turns the score into a predicted top-1 drop in points.
+a few real evaluations, turns the score into a predicted top-1 drop in points. The drop cannot exceed
+the fall to chance accuracy (100 / classes): where the fitted drops reach that ceiling the map stays
+at it, so assignments predicted to leave the network at chance are predicted equal, not ranked.
 """
 
 from __future__ import annotations
@@ -63,8 +65,8 @@ class DropMap:
     drops: np.ndarray
 
     @classmethod
-    def fit(cls, scores: np.ndarray, drops: np.ndarray) -> "DropMap":
-        """Fit on real evaluations (score of each assignment, its measured drop)."""
+    def fit(cls, scores: np.ndarray, drops: np.ndarray, ceiling: float | None = None) -> "DropMap":
+        """Fit on real evaluations (score of each assignment, its measured drop); ``ceiling``: the drop to chance."""
         from sklearn.isotonic import IsotonicRegression
 
         scores, drops = np.asarray(scores, dtype=np.float64), np.asarray(drops, dtype=np.float64)
@@ -75,12 +77,16 @@ class DropMap:
         order = np.argsort(x)
         x = x[order]
         fitted = IsotonicRegression(increasing=True, y_min=0.0).fit(x, drops[keep][order]).predict(x)
+        if ceiling is not None:
+            fitted = np.minimum(fitted, ceiling)
         # each flat block of the isotonic fit becomes one knot at its mean score: interpolating between
-        # knots keeps the map increasing wherever the data rise, so it preserves the score's ranking
+        # knots keeps the map increasing wherever the data rise, so it preserves the score's ranking;
+        # a block at the ceiling (chance accuracy) starts where its first evaluation does
         knots_x, knots_y, start = [], [], 0
         for end in range(1, len(x) + 1):
             if end == len(x) or fitted[end] != fitted[start]:
-                knots_x.append(x[start:end].mean())
+                at_chance = ceiling is not None and fitted[start] >= ceiling
+                knots_x.append(x[start] if at_chance else x[start:end].mean())
                 knots_y.append(fitted[start])
                 start = end
         return cls(np.array(knots_x), np.array(knots_y))

@@ -27,6 +27,8 @@ from .network_score import DropMap, ScoreTable
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
+#: Revision of the model behind a surrogate's numbers, part of its cache key: bump it when they change.
+MODEL_REVISION = 2
 
 
 @dataclass
@@ -85,11 +87,12 @@ class NetworkSurrogate:
         return int(zero[0])
 
     # -- calibration of the drop map ---------------------------------------------------------------
-    def fit_drop_map(self, assignments: np.ndarray, measured_drops: np.ndarray) -> None:
-        """Fit the monotone score -> drop map on real evaluations."""
+    def fit_drop_map(self, assignments: np.ndarray, measured_drops: np.ndarray, ceiling: float | None = None) -> None:
+        """Fit the monotone score -> drop map on real evaluations; ``ceiling``: the drop to chance accuracy."""
         scores = self.score(assignments)
-        self.drop_map = DropMap.fit(scores, np.asarray(measured_drops, dtype=np.float64))
-        self.calibration_points = {"scores": scores.tolist(), "drops": np.asarray(measured_drops).tolist()}
+        self.drop_map = DropMap.fit(scores, np.asarray(measured_drops, dtype=np.float64), ceiling)
+        self.calibration_points = {"scores": scores.tolist(), "drops": np.asarray(measured_drops).tolist(),
+                                   "assignments": np.asarray(assignments).tolist(), "ceiling": ceiling}
 
     def spread_assignments(self, count: int, seed: int = 0) -> np.ndarray:
         """``count`` random assignments whose scores spread over the range that matters (for the map)."""
@@ -197,7 +200,8 @@ class NetworkSurrogate:
             for compensation in compensations:
                 parts = [_error_parts(mo, compensation) for mo in moments]
                 bias, gain, residual = (np.concatenate([p[i] for p in parts], axis=1) for i in range(3))
-                contributions[compensation][li] = sensitivities[name].logit_error(bias, gain, residual)
+                contributions[compensation][li] = sensitivities[name].saturate(
+                    sensitivities[name].logit_error(bias, gain, residual))
                 for level in LEVELS:
                     if level == "weight-aware":
                         predicted = sum(op.m * _energy_per_row(mo, compensation) for op, mo in zip(operands[name], moments))
@@ -237,5 +241,5 @@ def design_set_key(multipliers: Sequence[Any], compensation: str, extra: str = "
     digest = hashlib.sha256()
     for m in multipliers:
         digest.update(m.name.encode() + m.lut_sha256.encode())
-    digest.update(compensation.encode() + extra.encode())
+    digest.update(compensation.encode() + extra.encode() + f"model {MODEL_REVISION}".encode())
     return digest.hexdigest()[:16]

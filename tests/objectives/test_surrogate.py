@@ -65,6 +65,16 @@ def test_drop_map_is_monotone_and_zero_at_zero():
     assert predicted[-1] == pytest.approx(60.0)
 
 
+def test_drop_map_stays_at_chance_once_the_fitted_drops_reach_it():
+    scores = np.array([1.0, 10.0, 100.0, 1000.0, 10000.0])
+    drops = np.array([1.0, 20.0, 71.5, 72.0, 70.9])  # 70.9: exact top-1 80.9 falls to 10% (10 classes)
+    fitted = DropMap.fit(scores, drops, ceiling=70.9)
+    assert fitted(np.array([100.0, 1000.0, 1e5])).tolist() == pytest.approx([70.9, 70.9, 70.9])
+    assert fitted(np.array([10.0]))[0] == pytest.approx(20.0) and fitted(np.array([50.0]))[0] < 70.9
+    free = DropMap.fit(scores, drops)  # without the ceiling: the pooled block's mean, reached at its mean score
+    assert free(np.array([100.0]))[0] < free(np.array([1e5]))[0] == pytest.approx(np.mean([71.5, 72.0, 70.9]))
+
+
 def test_surrogate_ranks_real_drops_and_survives_save_and_reload(digits, tmp_path):
     from objectives.distortion.cache import fit_drop_map
 
@@ -83,6 +93,8 @@ def test_surrogate_ranks_real_drops_and_survives_save_and_reload(digits, tmp_pat
     fit_drop_map(surrogate, qnet, evaluation, 8, designs, progress=False)
     surrogate.save(tmp_path / "s")
     reloaded = NetworkSurrogate.load(tmp_path / "s")
+    assert reloaded.calibration_points == surrogate.calibration_points
+    assert len(reloaded.calibration_points["assignments"]) == 8
     population = np.random.default_rng(1).integers(0, len(designs), size=(64, len(qnet.layers)))
     assert np.array_equal(reloaded.score(population), surrogate.score(population))
     assert np.array_equal(reloaded.predict_drop(population), surrogate.predict_drop(population))
@@ -126,3 +138,11 @@ def test_inject_command_shows_that_bias_hurts_more(tmp_path, capsys):
     assert (out / "inject.json").is_file() and (out / "accuracy_map.png").read_bytes()[:4] == b"\x89PNG"
     (row,) = result["equal_power"]
     assert row["bias_top1"] < row["variance_top1"] - 5
+
+
+def test_injection_axes_measure_only_all_bias_and_all_variance_points():
+    from objectives.distortion.injection_study import grid_points
+
+    assert grid_points([0.0, 0.1]) == [(0.0, 0.0), (0.0, 0.1), (0.1, 0.0), (0.1, 0.1)]
+    assert grid_points([0.1, 0.0, 0.01], axes=True) == [(0.0, 0.0), (0.01, 0.0), (0.1, 0.0), (0.0, 0.01), (0.0, 0.1)]
+    assert grid_points([0.01], axes=True) == [(0.01, 0.0), (0.0, 0.01)]
