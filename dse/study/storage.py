@@ -76,15 +76,16 @@ def open_storage(section: "StorageSection", directory: Path) -> "optuna.storages
 
 
 def _rdb_storage(url: str, attempts: int = 5) -> "optuna.storages.RDBStorage":
-    """optuna's RDBStorage; retried when workers starting together race to create the tables of a new database."""
+    """optuna's RDBStorage; retried when processes opening a new database together race to create its tables."""
     import optuna
     import sqlalchemy.exc
 
     for attempt in range(attempts):
         try:
             return optuna.storages.RDBStorage(url)
-        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):  # another worker created them first
-            if attempt == attempts - 1:
+        except sqlalchemy.exc.DBAPIError as error:  # another process created a table first (SQLite says so)
+            racing = isinstance(error, (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError))
+            if attempt == attempts - 1 or not (racing or "already exists" in str(error)):
                 raise
             time.sleep(random.uniform(0.1, 0.5))
     raise AssertionError("unreachable")
