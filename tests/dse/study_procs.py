@@ -24,7 +24,7 @@ DIGITS = REPO / "studies" / "digits.toml"
 ENTRY = Path(__file__).with_name("study_fake_run.py")
 #: A small fake study: a few seconds per run.
 SMALL = (
-    "search.budget=240", "search.population=24", "confirmation.candidates=6", "surrogate.calibration_points=3",
+    "search.budget=160", "search.population=20", "confirmation.candidates=6", "surrogate.calibration_points=3",
     "confirmation.jobs=1",
 )
 #: Claims' heartbeat in the tests (seconds): a dead worker on "another machine" is noticed in 3 of them.
@@ -59,6 +59,19 @@ def run_here(out: Path, *extra: str, **options) -> RunReport:
         install(patch.setattr)
         options.setdefault("heartbeat", HEARTBEAT)
         return run_study(config, out, progress=False, **options)
+
+
+_REFERENCES: dict[Path, tuple] = {}
+
+
+def reference_run(out: Path) -> tuple:
+    """The small study run once per test session without interruption into ``out``:
+    (report, search records, measured hashes, folder)."""
+    if out not in _REFERENCES:
+        report = run_here(out)
+        storage = storage_of(out)
+        _REFERENCES[out] = (report, search_records(storage), sorted(measured_hashes(storage)), out)
+    return _REFERENCES[out]
 
 
 def storage_of(out: Path, journal: str = "", url: str = "") -> optuna.storages.BaseStorage:
@@ -117,11 +130,6 @@ class Watch:
             except Exception:  # tables being created by the other process
                 return 0
         return len(trials(self.storage, role, states))
-
-
-def completed_count(storage, role: str) -> int:
-    """How many trials of ``role`` are complete."""
-    return len(trials(storage, role, (TrialState.COMPLETE,)))
 
 
 def measured_hashes(storage) -> list[str]:

@@ -22,18 +22,15 @@ from dse.cli import main
 from dse.study.storage import repair_journal
 
 from .study_procs import (
-    DIGITS, Watch, finish, front_of, search_records, kill, measured_hashes, overrides, run_here, start, storage_of, trials,
-    wait_until,
+    DIGITS, Watch, finish, front_of, kill, measured_hashes, overrides, reference_run, run_here, search_records, start,
+    storage_of, trials, wait_until,
 )
 
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    """The small study run without interruption: (report, search records, measured hashes, folder)."""
-    out = tmp_path_factory.mktemp("reference") / "digits"
-    report = run_here(out)
-    storage = storage_of(out)
-    return report, search_records(storage), sorted(measured_hashes(storage)), out
+    """The small study run once, without interruption: (report, search records, measured hashes, folder)."""
+    return reference_run(tmp_path_factory.getbasetemp() / "reference")
 
 
 def assert_same_as_reference(out: Path, report, reference, journal: str = "") -> None:
@@ -52,9 +49,9 @@ def test_sigkill_mid_search_then_rerun_gives_the_uninterrupted_front(reference, 
     out = tmp_path / "digits"
     process = start(out)
     watch = Watch(out)
-    wait_until(lambda: watch.count("search") >= 48, process, "two batches of search trials")
+    wait_until(lambda: watch.count("search") >= 40, process, "two batches of search trials")
     kill(process)
-    assert watch.count("search") < 240  # it was stopped inside the search
+    assert watch.count("search") < 160  # it was stopped inside the search
     assert_same_as_reference(out, run_here(out), reference)
 
 
@@ -76,7 +73,7 @@ def test_ctrl_c_stops_cleanly_prints_how_to_continue_and_loses_nothing(reference
     wait_until(lambda: watch.count("confirm") >= 2, process, "the calibration")
     code, _, err = kill(process, signal.SIGINT)
     assert code == 130 and "Traceback" not in err
-    assert "To continue, run: dse run" in err and f"--out {out}" in err and "search.budget=240" in err
+    assert "To continue, run: dse run" in err and f"--out {out}" in err and "search.budget=160" in err
     assert watch.count("claims", (TrialState.RUNNING,)) == 0, "the interrupted job was not given up"
     assert_same_as_reference(out, run_here(out), reference)
 
@@ -87,7 +84,7 @@ def test_full_disk_mid_run_is_a_clear_error_and_the_rerun_loses_nothing(referenc
     extra = (f"storage.journal='{journal}'",) if journal else ()
     process = start(out, extra=extra)
     watch = Watch(out, journal=journal)
-    wait_until(lambda: watch.count("search") >= 24, process, "search trials")
+    wait_until(lambda: watch.count("search") >= 20, process, "search trials")
     # from now on every file this process writes may hold 4 KiB at most: the next write fails as on a full disk
     resource.prlimit(process.pid, resource.RLIMIT_FSIZE, (4096, 4096))
     code, _, err = finish(process)
@@ -115,7 +112,7 @@ def test_changed_study_file_names_the_change_and_fresh_moves_the_folder_aside(tm
     assert main([str(a) for a in changed]) == 2
     err = capsys.readouterr().err
     assert "search.seed (0 -> 3)" in err and "--fresh" in err and "Traceback" not in err
-    report = run_here(out, "search.seed=3", fresh=True)
+    report = run_here(out, "search.seed=3", "search.budget=40", fresh=True)
     assert report.front.points
     assert "moved the earlier study folder" in caplog.text and "digits.old1" in caplog.text
     moved = tmp_path / "digits.old1"
@@ -126,10 +123,10 @@ def test_changed_study_file_names_the_change_and_fresh_moves_the_folder_aside(tm
 def test_shared_storage_made_from_another_study_file_is_refused_and_fresh_says_what_it_deletes(tmp_path, caplog):
     journal = tmp_path / "shared.journal"
     run_here(tmp_path / "a", f"storage.journal='{journal}'")
-    with pytest.raises(Exception, match=r"search.population \(24 -> 30\)"):
+    with pytest.raises(Exception, match=r"search.population \(20 -> 30\)"):
         run_here(tmp_path / "b", f"storage.journal='{journal}'", "search.population=30")
-    run_here(tmp_path / "b", f"storage.journal='{journal}'", "search.population=30", fresh=True)
-    assert "--fresh: deleted" in caplog.text and "digits:search (240 trials)" in caplog.text
+    run_here(tmp_path / "b", f"storage.journal='{journal}'", "search.population=30", "search.budget=40", fresh=True)
+    assert "--fresh: deleted" in caplog.text and "digits:search (160 trials)" in caplog.text
     assert "digits:confirm (" in caplog.text and str(journal) in caplog.text
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -26,8 +25,8 @@ from dse.study.claims import BEAT, KEY, OWNER, Claims, Owner, _process_start
 from tests.conftest import skip_or_fail
 
 from .study_procs import (
-    HEARTBEAT, Watch, finish, front_of, search_records, kill, measured_hashes, run_here, start, storage_of, trials,
-    wait_until,
+    HEARTBEAT, Watch, finish, front_of, kill, measured_hashes, reference_run, run_here, search_records, start,
+    storage_of, trials, wait_until,
 )
 
 JOURNAL = "study.journal"
@@ -35,16 +34,13 @@ JOURNAL = "study.journal"
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    """The small study run by one worker: (report, search records, measured hashes)."""
-    out = tmp_path_factory.mktemp("reference") / "digits"
-    report = run_here(out)
-    storage = storage_of(out)
-    return report, search_records(storage), sorted(measured_hashes(storage))
+    """The small study run once, without interruption: (report, search records, measured hashes, folder)."""
+    return reference_run(tmp_path_factory.getbasetemp() / "reference")
 
 
 def assert_one_study(storage, fronts, reference) -> None:
     """Every worker's front is the reference's; the search and measurements are the reference's, none twice."""
-    expected, expected_records, expected_hashes = reference
+    expected, expected_records, expected_hashes, _ = reference
     for front in fronts:
         assert front == front_of(expected)
     assert search_records(storage) == expected_records
@@ -146,7 +142,7 @@ def test_two_workers_on_one_journal_finish_one_study(reference, tmp_path):
 def test_a_worker_killed_holding_a_confirmation_job_leaves_it_to_another_done_once(reference, tmp_path, where):
     out = tmp_path / "digits"
     extra = (f"storage.journal='{JOURNAL}'",)
-    process = start(out, "--worker", delay=2.0, extra=extra)
+    process = start(out, "--worker", delay=1.0, extra=extra)
     watch = Watch(out, journal=JOURNAL)
 
     def holds_a_measurement() -> bool:
