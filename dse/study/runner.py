@@ -59,17 +59,10 @@ class RunReport:
 
 
 def build_surrogate(target: "Target", multipliers: list, compensation: str, folder: Path, progress: bool = True) -> "Surrogate":
-    """The distortion surrogate of the study's design set, loaded from ``folder`` or built and saved there."""
-    from objectives.distortion.surrogate import NetworkSurrogate, design_set_key
+    """The distortion surrogate of the study's design set and compensation, loaded from ``folder`` or built and saved there."""
+    from .searched import build_study_surrogate
 
-    cache = folder / design_set_key(multipliers, compensation)
-    if (cache / "surrogate.json").is_file():
-        return NetworkSurrogate.load(cache)
-    surrogate = NetworkSurrogate.build(
-        target.qnet, multipliers, compensation=compensation, seed=target.config.search.seed, progress=progress
-    )
-    surrogate.save(cache)
-    return surrogate
+    return build_study_surrogate(target, multipliers, compensation, folder, progress)
 
 
 def run_study(
@@ -94,11 +87,6 @@ def run_study(
 
     timings: dict[str, float] = {}
     clock = time.perf_counter()
-    if config.compensation.mode == "searched":
-        raise UserError(
-            f"{config.path}: compensation.mode = 'searched' is not available yet: the surrogate and the quantised "
-            "network take one compensation for all layers; choose none, bias or affine"
-        )
     storage_name = storage_description(config.storage, directory)
     if worker and storage_name.startswith("sqlite"):
         raise UserError(
@@ -140,7 +128,8 @@ def _run_phases(config, directory, target, multipliers, storage, store, claims, 
 
     # -- baseline ----------------------------------------------------------------------------------
     clock = time.perf_counter()
-    exact_job = Job({layer: names[0] for layer in target.approximated}, compensation, BASELINE, 0.0, 100.0, 0.0)
+    exact_comp = "none" if compensation == "searched" else compensation
+    exact_job = Job({layer: names[0] for layer in target.approximated}, exact_comp, BASELINE, 0.0, 100.0, 0.0)
     baseline = measure(config, store, [exact_job], None, 1, "baseline (exact)", progress, claims)[exact_job.key].top1
     timings["baseline"] = time.perf_counter() - clock
 
@@ -150,9 +139,8 @@ def _run_phases(config, directory, target, multipliers, storage, store, claims, 
         energy = study_energy_model(config, target, multipliers, directory, progress)
         surrogate = (surrogate_factory or build_surrogate)(target, multipliers, compensation, directory / "surrogate",
                                                            progress)
-    encoding = Encoding.build(
-        target.approximated, names, config.grouping.groups, config.grouping.max_distinct, compensation == "searched"
-    )
+    # compensation searched: the surrogate gives each (layer, design) its best one (dse.study.searched), no genes
+    encoding = Encoding.build(target.approximated, names, config.grouping.groups, config.grouping.max_distinct)
     problem = AssignmentProblem(encoding, energy, surrogate, config.constraints.max_drop, config.objectives.area)
     timings["surrogate"] = time.perf_counter() - clock
     clock = time.perf_counter()
