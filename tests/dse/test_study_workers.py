@@ -145,15 +145,16 @@ def test_a_worker_killed_holding_a_confirmation_job_leaves_it_to_another_done_on
     process = start(out, "--worker", delay=1.0, extra=extra)
     watch = Watch(out, journal=JOURNAL)
 
-    def holds_a_measurement() -> bool:
+    def holds_a_confirmation() -> bool:  # baseline and 3 calibration points measured: a candidate's job
         running = watch.count("claims", (TrialState.RUNNING,))
-        return watch.count("confirm") >= 1 and running > 0 and _held_job(watch.storage) is not None
+        return watch.count("confirm") >= 1 + 3 and running > 0 and _held_job(watch.storage) is not None
 
-    wait_until(holds_a_measurement, process, "a claimed measurement")
+    wait_until(holds_a_confirmation, process, "a claimed confirmation")
     kill(process)
     held = _held_job(watch.storage)
     assert held is not None
     claim_id, key = held
+    assert key not in measured_hashes(watch.storage)
     if where == "another machine":  # only its heartbeat can tell: it stands still from now on
         watch.storage.set_trial_user_attr(claim_id, OWNER, "another-machine:1:1")
     report = run_here(out, *extra, worker=True)
@@ -162,6 +163,8 @@ def test_a_worker_killed_holding_a_confirmation_job_leaves_it_to_another_done_on
     done = [t for t in trials(storage, "claims", (TrialState.COMPLETE,)) if t.user_attrs[KEY] == key]
     assert len(done) == 1 and done[0].user_attrs[OWNER] == str(Owner.me())
     assert measured_hashes(storage).count(key) == 1
+    measured = [t for t in trials(storage, "confirm", (TrialState.COMPLETE,)) if t.user_attrs["assignment_hash"] == key]
+    assert measured[0].user_attrs["role"] == "candidate"
     assert_one_study(storage, [front_of(report)], reference)
 
 
