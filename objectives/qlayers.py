@@ -54,6 +54,13 @@ class Arithmetic:
         """(N, K) codes -> (N, O) float64 exact sums of LUT products."""
         return self.kernel.linear(codes, self.prepared)
 
+    def sums(self, codes: torch.Tensor, layer: nn.Module) -> torch.Tensor:
+        """The layer's own codes (rounded and clamped, so in range by construction) -> exact sums,
+        unchecked, float32 where exact there (else float64), possibly a channels-last view."""
+        if isinstance(layer, nn.Conv2d):
+            return self.kernel.sums(codes, self.prepared, stride=layer.stride, dilation=layer.dilation, groups=layer.groups)
+        return self.kernel.linear_sums(codes, self.prepared)
+
 
 def exact_arithmetic(weight_codes: torch.Tensor, scheme: str) -> Arithmetic:
     """The exact multiplier of a scheme."""
@@ -98,10 +105,7 @@ class QuantLayer:
 
         Padding the float input with 0.0 and then quantising gives the zero-point code there.
         """
-        padded = self.pad_float(x)
-        if padded is x:
-            return self.quantize_input(x)
-        return self._quantize_(padded.float() if padded.dtype != torch.float32 else padded)
+        return self._quantize_(self.scaled_padded(x, 1.0 / self.quant.input_scale), scaled=True)
 
     def quantize_input(self, x: torch.Tensor) -> torch.Tensor:
         """Float input -> integer codes (float32 tensor holding integers)."""
@@ -117,8 +121,15 @@ class QuantLayer:
         return t.clamp_(self._lo, self._hi)
 
     def accumulate(self, codes: torch.Tensor) -> torch.Tensor:
-        """Exact integer accumulator (float64): LUT-product sums, injected error, zero-point terms removed."""
-        sums = self.products(codes)
+        """Exact integer accumulator: LUT-product sums, injected error, zero-point terms removed.
+
+        float64, except that an int8 layer's sums stay float32 when the kernel found them exact
+        there (requantisation rounds the accumulator to float32 anyway: same result, two passes fewer).
+        """
+        sums = self.arithmetic.sums(codes, self)
+        if self.noise is None and self.quant.scheme == "int8":
+            return sums
+        sums = sums.to(torch.float64)
         if self.noise is not None:
             sums = sums + self.noise(self, sums)
         if self.quant.scheme == "uint8":
@@ -202,14 +213,29 @@ class QuantConv2d(QuantLayer, nn.Conv2d):
             return F.pad(codes, pads, mode="constant", value=float(self.quant.input_zero))
         return F.pad(codes, pads, mode=self.padding_mode)
 
-    def pad_float(self, x: torch.Tensor) -> torch.Tensor:
-        """Pad the float input (zeros, or the layer's padding mode); ``x`` itself if there is no padding."""
+    def scaled_padded(self, x: torch.Tensor, factor: float) -> torch.Tensor:
+        """A new float32 tensor ``pad(x) * factor`` (the layer's padding mode).
+
+        Zero padding writes the product straight into the interior of a buffer whose borders are
+        zeroed (0 * factor = 0: the same values as padding first), keeping ``x``'s memory format.
+        """
+        x = x.float()
         pads = self._reversed_padding_repeated_twice
         if not any(pads):
-            return x
-        if self.padding_mode == "zeros":
-            return F.pad(x, pads, mode="constant", value=0.0)
-        return F.pad(x, pads, mode=self.padding_mode)
+            return torch.mul(x, factor)
+        if self.padding_mode != "zeros":
+            return F.pad(x, pads, mode=self.padding_mode).mul_(factor)
+        left, right, top, bottom = pads
+        n, c, h, w = x.shape
+        channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        out = torch.empty((n, c, h + top + bottom, w + left + right), dtype=torch.float32, device=x.device, memory_format=fmt)
+        out[:, :, :top].zero_()
+        out[:, :, top + h :].zero_()
+        out[:, :, top : top + h, :left].zero_()
+        out[:, :, top : top + h, left + w :].zero_()
+        torch.mul(x, factor, out=out[:, :, top : top + h, left : left + w])
+        return out
 
     def window_sums(self, codes: torch.Tensor) -> torch.Tensor:
         """Sum of the codes in every receptive field, per group: (N, groups, Ho, Wo) float64."""
@@ -240,9 +266,9 @@ class QuantLinear(QuantLayer, nn.Linear):
         """Linear layers have no padding."""
         return codes
 
-    def pad_float(self, x: torch.Tensor) -> torch.Tensor:
-        """Linear layers have no padding."""
-        return x
+    def scaled_padded(self, x: torch.Tensor, factor: float) -> torch.Tensor:
+        """A new float32 tensor ``x * factor`` (linear layers have no padding)."""
+        return torch.mul(x.float(), factor)
 
     def window_sums(self, codes: torch.Tensor) -> torch.Tensor:
         """Sum of each row's codes: (N, 1) float64."""

@@ -9,7 +9,10 @@ Every product of a layer is the multiplier's LUT entry and the sums are exact::
     y = kernel.linear(x, prepared)
 
 Operands are integer values (-128..127 signed, codes 0..255 unsigned) in any float or int
-dtype; results are float64 tensors of exact integers. Paths (``kernel.method``):
+dtype; results are float64 tensors of exact integers. ``kernel.sums`` / ``kernel.linear_sums``
+are the same arithmetic for operands in range by construction (a quantised layer's rounded,
+clamped codes): no per-call value check, and float32 results where every sum is exact there.
+Paths (``kernel.method``):
 
 * ``exact`` -- the exact table: one float32 GEMM, bounds checked per layer.
 * ``lowrank`` -- ``lut = [exact +] sum_r u_r(a) v_r(w)``, exact integer factors found and

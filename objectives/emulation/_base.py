@@ -92,9 +92,27 @@ class ProductKernel(ABC):
         groups: int = 1,
     ) -> torch.Tensor:
         """(N, C, H, W) padded input -> (N, O, Ho, Wo) float64 sums of LUT products."""
+        check_operands(x, self.signed, "input")
+        return self.sums(x, prepared, stride, dilation, groups).to(torch.float64)
+
+    def sums(
+        self,
+        x: torch.Tensor,
+        prepared: PreparedWeight,
+        stride: int | tuple[int, int] = (1, 1),
+        dilation: int | tuple[int, int] = (1, 1),
+        groups: int = 1,
+    ) -> torch.Tensor:
+        """:meth:`conv2d` for operands in range by construction: no value check, the path's own dtype.
+
+        The caller guarantees ``x`` holds integer operand values of the kernel's signedness (a
+        quantised layer's codes are rounded and clamped, so they do); values outside break
+        exactness silently. The sums are exact integers, in float32 where the layer's bound keeps
+        every one below 2^24 and else in float64, possibly a non-contiguous view (e.g. of a
+        channels-last result); only shapes are checked.
+        """
         self._check_prepared(prepared)
         stride, dilation = pair(stride, "stride"), pair(dilation, "dilation")
-        check_operands(x, self.signed, "input")
         ho, wo = conv_output_size(x.shape, prepared.shape, stride, dilation, int(groups))
         if x.device != prepared.device:
             raise ValueError(f"input is on {x.device}, the prepared weight on {prepared.device}")
@@ -104,12 +122,17 @@ class ProductKernel(ABC):
 
     def linear(self, x: torch.Tensor, prepared: PreparedWeight) -> torch.Tensor:
         """(N, K) input -> (N, O) float64 sums of LUT products."""
+        check_operands(x, self.signed, "input")
+        return self.linear_sums(x, prepared).to(torch.float64)
+
+    def linear_sums(self, x: torch.Tensor, prepared: PreparedWeight) -> torch.Tensor:
+        """:meth:`linear` for operands in range by construction (see :meth:`sums`)."""
         self._check_prepared(prepared)
         if x.dim() != 2 or x.shape[1] != prepared.shape[1] or prepared.shape[2:] != (1, 1):
             raise ValueError(
                 f"linear needs input (N, K) and a (O, K) weight; got {tuple(x.shape)} and {prepared.shape}"
             )
-        y = self.conv2d(x.reshape(x.shape[0], x.shape[1], 1, 1), prepared)
+        y = self.sums(x.reshape(x.shape[0], x.shape[1], 1, 1), prepared)
         return y.reshape(x.shape[0], prepared.shape[0])
 
     def _check_prepared(self, prepared: PreparedWeight) -> None:
@@ -131,4 +154,4 @@ class ProductKernel(ABC):
         groups: int,
         out_size: tuple[int, int],
     ) -> torch.Tensor:
-        """The checked conv: padded input, geometry validated, float64 result."""
+        """The checked conv: padded input, geometry validated; exact sums, float32 (all below 2^24) or float64."""

@@ -3,7 +3,7 @@
 Each layer gets a table ``T[g, k, a, o] = S[a, W[g, o, k]]`` (256 rows per weight position, one
 column per output channel of the group), with ``S`` the whole LUT or only its error
 ``E = lut - exact``. Every output position is then a bag of K rows, one per receptive-field
-element (row ``k * 256 + a``, built channels-last by :func:`._im2col.tap_rows`), summed by
+element (row ``k * 256 + a``, built channels-last by :func:`._im2col.bag_rows`), summed by
 ``torch.nn.functional.embedding_bag(mode="sum")`` -- FBGEMM on CPU, a CUDA kernel on GPUs.
 
 Exactness: the bag runs in float32, exact while its partial sums stay below 2^24; the bound per
@@ -23,9 +23,11 @@ Why this layout -- measured on this project's 2-core CPU (ResNet-20-like 3x3 con
   installed numpy 2.4, but a parallel numba bag over an int16 table (half the memory traffic)
   was no faster than FBGEMM's float32 bag (24-59 ms against 24-38 ms), so it is not a dependency;
 * dropping zero activations from the bags (variable-length bags) cost more to compact than it
-  saved;
-* bags over one or a few kernel taps at a time (``TAP_BLOCK_ROWS``) read table rows that sit
-  together and keep the index buffer small: about 20% faster than whole-K bags.
+  saved, and ``padding_idx`` leaves FBGEMM for a path ten times slower;
+* whole-K bags with their row indices built in one pass per batch chunk (up to
+  ``CHUNK_INDICES``), explicit cached offsets, and the float32 sums returned as a view of the
+  channels-last result: about 1.6x faster than bags over a few kernel taps at a time summed
+  into a zeroed buffer (under load, every extra op costs: smaller chunks were slower).
 
 The table costs about as much to build as one call's bags, so it is cached in the prepared
 weight (1 KiB per weight); above ``TABLE_CACHE_ENTRIES`` entries per layer it is built per call
@@ -42,8 +44,8 @@ import torch.nn.functional as F
 from multipliers._record import exact_lut, operand_values
 
 from ._base import PreparedWeight, ProductKernel
-from ._im2col import channels_last, tap_rows
-from ._operands import codes
+from ._im2col import bag_row_base, bag_rows, channels_last, tap_rows, values_channels_last
+from ._operands import codes, offset
 from ._precision import FLOAT32_EXACT, FLOAT64_EXACT, MAX_LIMBS, split_limbs
 from ._stacked import StackedGemm
 
@@ -53,8 +55,6 @@ TABLE_CACHE_ENTRIES = 1 << 24
 TABLE_BLOCK_ENTRIES = 1 << 22
 #: Row indices held at once (int32): the batch is processed in chunks below this.
 CHUNK_INDICES = 1 << 22
-#: Bags read at least this many rows per call (whole kernel taps): see ``_embedding_bags``.
-TAP_BLOCK_ROWS = 32
 #: Layers whose table is too big to cache use one lookup per product below this many bags
 #: (output positions), where building the table would cost more than the lookups.
 DIRECT_MAX_BAGS = 256
@@ -74,6 +74,7 @@ class GatherKernel(ProductKernel):
         self._sources = {"lut": self.lut, "error": self.lut - exact_lut(self.signed).astype(np.int64)}
         self._device_tables: dict[tuple, tuple[torch.Tensor, torch.Tensor, int]] = {}
         self._flat_tables: dict[tuple, torch.Tensor] = {}
+        self._bag_offsets: dict[tuple, torch.Tensor] = {}
 
     def _limb_tables(self, device: torch.device, source: str, n_limbs: int) -> tuple[torch.Tensor, torch.Tensor, int]:
         """For the "lut" or "error" table split into limbs: (float32 (256 w, 256 a, L) limb values,
@@ -134,28 +135,31 @@ class GatherKernel(ProductKernel):
         o, cg, kh, kw = prepared.shape
         data = prepared.data
         n = x.shape[0]
+        y = None
         if data["source"] == "error":
             y = self._exact.conv2d(x, data["exact"], prepared.cache, stride, dilation, groups, out_size, o)
             if data["n_limbs"] == 0:
                 return y
-        else:
-            y = torch.empty((n, o, *out_size), dtype=torch.float64, device=x.device)
-        cl = channels_last(codes(x, self.signed, torch.int32))
         geometry = ((kh, kw), stride, dilation, groups, out_size)
         table_entries = groups * cg * kh * kw * 256 * data["n_limbs"] * (o // groups)
         bags = n * out_size[0] * out_size[1] * groups
         if table_entries > TABLE_CACHE_ENTRIES and bags < DIRECT_MAX_BAGS:
-            total = self._direct(cl, prepared, geometry)
+            cl = channels_last(codes(x, self.signed, torch.int32))
+            total = self._direct(cl, prepared, geometry).to(torch.float64)
         else:
-            total = self._embedding_bags(cl, prepared, geometry, cached=table_entries <= TABLE_CACHE_ENTRIES)
-        # (N, Ho, Wo, g, Og) -> (N, g Og, Ho, Wo), added to (or written into) the float64 result
-        total = total.reshape(n, *out_size, o).permute(0, 3, 1, 2)
-        if data["source"] == "error":
-            return y.add_(total)
-        return y.copy_(total)
+            total = self._embedding_bags(values_channels_last(x), prepared, geometry, table_entries <= TABLE_CACHE_ENTRIES)
+        # (N, Ho, Wo, g, Og) -> a (N, g Og, Ho, Wo) view of the channels-last sums
+        total = total.view(n, *out_size, o).permute(0, 3, 1, 2)
+        if y is None:
+            return total  # whole products: float32, exact under the layer's bound (or float64 limbs)
+        return y.to(torch.float64).add_(total)
 
     def _embedding_bags(self, cl: torch.Tensor, prepared: PreparedWeight, geometry: tuple, cached: bool) -> torch.Tensor:
-        """(N, Ho, Wo, g, Og) float64-exact sums of the layer table's rows (float32 or float64)."""
+        """(N, Ho, Wo, g, Og) exact sums of the layer table's rows: float32 for one limb, else float64.
+
+        ``cl`` holds the input's operand values, channels-last int32. Each bag is a whole
+        receptive field (K rows), its row indices built in one pass per batch chunk.
+        """
         (kh, kw), stride, dilation, groups, out_size = geometry
         data = prepared.data
         o, cg = prepared.shape[:2]
@@ -169,28 +173,40 @@ class GatherKernel(ProductKernel):
         else:
             step = max(1, TABLE_BLOCK_ENTRIES // (groups * k * 256 * n_limbs))
             blocks = [(lo, min(og, lo + step), None) for lo in range(0, og, step)]
-        # Bags over a few kernel taps at a time (at least TAP_BLOCK_ROWS rows each): the rows
-        # they read sit close together in the table, and the index buffer stays small.
-        per_block = max(1, min(kh * kw, -(-TAP_BLOCK_ROWS // cg)))
-        tap_blocks = [list(range(t, min(kh * kw, t + per_block))) for t in range(0, kh * kw, per_block)]
+        if ("rows", groups) not in prepared.cache:
+            prepared.cache[("rows", groups)] = bag_row_base((kh, kw), cg * groups, groups, offset(self.signed), cl.device)
+        base = prepared.cache[("rows", groups)]
         n = cl.shape[0]
-        bag_out = torch.zeros((n, *out_size, groups, n_limbs, og), dtype=torch.float32, device=cl.device)
         positions = out_size[0] * out_size[1] * groups
-        step_n = max(1, CHUNK_INDICES // (positions * per_block * cg))
+        step_n = max(1, CHUNK_INDICES // (positions * k))
+        chunks = [(start, min(n, start + step_n)) for start in range(0, n, step_n)]
+        whole = len(blocks) == 1 and len(chunks) == 1
+        bag_out = None if whole else torch.empty((n, *out_size, groups, n_limbs, og), dtype=torch.float32, device=cl.device)
         for lo, hi, table in blocks:
             table = self._layer_table(prepared, groups, lo, hi) if table is None else table
-            for start in range(0, n, step_n):
-                target = bag_out[start : start + step_n, ..., lo:hi]
-                for taps in tap_blocks:
-                    rows = tap_rows(cl[start : start + step_n], taps, (kh, kw), stride, dilation, groups, out_size)
-                    part = F.embedding_bag(rows.view(-1, len(taps) * cg), table, mode="sum")
-                    target += part.view(target.shape)  # partial sums of one bag: exact, same bound
+            for start, stop in chunks:
+                rows = bag_rows(cl[start:stop], base, stride, dilation, out_size).view(-1)
+                offsets = self._offsets(cl.device, (stop - start) * positions, k)
+                bag = F.embedding_bag(rows, table, offsets, mode="sum")
+                if whole:
+                    bag_out = bag.view(n, *out_size, groups, n_limbs, og)
+                else:
+                    bag_out[start:stop, ..., lo:hi] = bag.view(stop - start, *out_size, groups, n_limbs, hi - lo)
         if n_limbs == 1:
             return bag_out[..., 0, :]
         total = bag_out[..., -1, :].to(torch.float64)
         for limb in range(n_limbs - 2, -1, -1):
             total = total * float(1 << shift) + bag_out[..., limb, :]
         return total
+
+    def _offsets(self, device: torch.device, bags: int, k: int) -> torch.Tensor:
+        """int32 start of every bag of ``k`` rows (cached: the same few shapes recur every batch)."""
+        key = (device, bags, k)
+        if key not in self._bag_offsets:
+            if len(self._bag_offsets) >= 64:
+                self._bag_offsets.clear()
+            self._bag_offsets[key] = torch.arange(0, bags * k, k, dtype=torch.int32, device=device)
+        return self._bag_offsets[key]
 
     def _direct(self, cl: torch.Tensor, prepared: PreparedWeight, geometry: tuple) -> torch.Tensor:
         """(N, Ho, Wo, g, Og) int64 sums, one lookup per product: for few bags and a table too big to cache."""

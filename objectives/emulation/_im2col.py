@@ -54,3 +54,43 @@ def tap_rows(
         else:
             out[:, :, :, :, t, :].copy_(patch)
     return out.view(n, ho, wo, groups, len(taps) * cg)
+
+
+def values_channels_last(x: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) operand values (any dtype) -> contiguous int32 (N, H, W, C), in one pass."""
+    n, c, h, w = x.shape
+    return torch.empty((n, h, w, c), dtype=torch.int32, device=x.device).copy_(x.permute(0, 2, 3, 1))
+
+
+def bag_row_base(kernel_size: tuple[int, int], channels: int, groups: int, offset: int, device: torch.device) -> torch.Tensor:
+    """int32 (g, kh, kw, Cg): ``(grp K + (i kw + j) Cg + c) * 256 + offset``, the table row of value 0 there."""
+    kh, kw = kernel_size
+    cg = channels // groups
+    k = torch.arange(groups * kh * kw * cg, dtype=torch.int32, device=device)
+    return (k * 256 + offset).view(groups, kh, kw, cg)
+
+
+def bag_rows(
+    cl: torch.Tensor,
+    base: torch.Tensor,
+    stride: tuple[int, int],
+    dilation: tuple[int, int],
+    out_size: tuple[int, int],
+) -> torch.Tensor:
+    """Table rows of every receptive-field element: contiguous int32 (N, Ho, Wo, g, K), one pass.
+
+    ``cl`` is the channels-last int32 (N, H, W, C) of operand values of a padded input, ``base``
+    from :func:`bag_row_base`; row = base + value, k = (i kw + j) Cg + c as in the module doc.
+    """
+    n = cl.shape[0]
+    groups, kh, kw, cg = base.shape
+    ho, wo = out_size
+    sn, sh, sw, sc = cl.stride()
+    patches = cl.as_strided(
+        (n, ho, wo, groups, kh, kw, cg),
+        (sn, sh * stride[0], sw * stride[1], cg * sc, sh * dilation[0], sw * dilation[1], sc),
+        cl.storage_offset(),
+    )
+    out = torch.empty((n, ho, wo, groups, kh, kw, cg), dtype=torch.int32, device=cl.device)
+    torch.add(patches, base, out=out)
+    return out.view(n, ho, wo, groups, kh * kw * cg)

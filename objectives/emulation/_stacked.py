@@ -3,8 +3,8 @@
 For a table ``lut[a, w] = sum_r u[r, a] v[r, w]`` (integer factors), each input element is
 mapped to its R factor values and each weight to its R factor values; stacking the R maps along
 the channel dimension (inside each group) turns the sum over r into part of the GEMM's
-reduction, so one conv with R times the input channels computes every output exactly. On CPU
-the R convs run one by one and are accumulated instead (see :data:`STACKED`).
+reduction, so one conv with R times the input channels computes every output exactly (or, with
+:data:`STACKED` off, R convs accumulated).
 
 Exactness: the conv runs in float32 when every partial sum is an integer below 2^24 in
 magnitude. The bound per output channel o is ``sum_{r,c,i,j} max_a |u_r(a)| |v_r(w[o,c,i,j])|``
@@ -25,10 +25,23 @@ from ._operands import codes
 from ._precision import FLOAT32_EXACT, FLOAT64_EXACT, MAX_LIMBS, partial_sum_bound, split_limbs
 
 #: True: one conv over all factors stacked along channels; False: one conv per factor,
-#: accumulated; None: stacked off CPU (one large GEMM), separate on CPU, where measured
-#: (benchmarks/kernels.py) R convs of C channels took 15-20% less than one of R C channels
-#: plus building the stacked input.
-STACKED: bool | None = None
+#: accumulated. Stacked everywhere: on this project's loaded 2-core CPU, whole ResNet-20
+#: forwards (batch 128, trunc/roba/kulkarni designs, 4/2/3 channels) took 0-27% less stacked
+#: than one conv per factor, each of which zero-fills its output and is added up (an earlier
+#: layer-level measurement, benchmarks/kernels.py, had favoured separate convs by 15-20%).
+STACKED: bool = True
+
+
+def map_values(table: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """``table[idx]`` for an int32 (N, C, H, W) index in its own memory format (NCHW or channels-last).
+
+    int32 indices and index_select: an int64 index tensor and advanced indexing are each several
+    times slower than the conv's own input pass.
+    """
+    channels_last = idx.is_contiguous(memory_format=torch.channels_last) and not idx.is_contiguous()
+    src = idx.permute(0, 2, 3, 1) if channels_last else idx.contiguous()
+    out = torch.index_select(table, 0, src.view(-1)).view(src.shape)
+    return out.permute(0, 3, 1, 2) if channels_last else out
 
 
 class StackedGemm:
@@ -111,16 +124,14 @@ class StackedGemm:
         if r == 1 and self.identity[0]:
             return x.to(dtype)
         u_t, _ = self._tables(x.device, dtype)
-        # int32 codes and index_select: an int64 index tensor and advanced indexing are each
-        # several times slower than the conv's own input pass.
-        idx = codes(x, self.signed, torch.int32).view(-1)
+        idx = codes(x, self.signed, torch.int32)
         if r == 1:
-            return torch.index_select(u_t[0], 0, idx).view(n, c, h, w)
+            return map_values(u_t[0], idx)
         cg = c // groups
         out = torch.empty((n, groups, r, cg, h, w), dtype=dtype, device=x.device)
         for k in range(r):
-            src = x if self.identity[k] else torch.index_select(u_t[k], 0, idx)
-            out[:, :, k].copy_(src.view(n, groups, cg, h, w))
+            src = x if self.identity[k] else map_values(u_t[k], idx)
+            out[:, :, k].copy_(src.reshape(n, groups, cg, h, w))
         return out.view(n, groups * r * cg, h, w)
 
     # -- the conv ------------------------------------------------------------------------------
@@ -135,26 +146,25 @@ class StackedGemm:
         out_size: tuple[int, int],
         o: int,
     ) -> torch.Tensor:
-        """float64 (N, O, Ho, Wo): exact ``sum_r conv(u_r(x), v_r(w))``."""
+        """(N, O, Ho, Wo) exact ``sum_r conv(u_r(x), v_r(w))``: float32 where one limb is exact, else float64."""
         n = x.shape[0]
         if self.rank == 0:
             return torch.zeros((n, o, *out_size), dtype=torch.float64, device=x.device)
         dtype = data["dtype"]
-        stacked = STACKED if STACKED is not None else x.device.type != "cpu"
-        if stacked or self.rank == 1:
+        if STACKED or self.rank == 1:
             xs = self.stack_input(x, groups, dtype)
             y = integer_conv2d(xs, self._weight(data, cache, groups, None), stride, dilation, groups, out_size)
         else:  # one conv per factor, accumulated: partial sums of the same terms, same bound
             u_t, _ = self._tables(x.device, dtype)
-            idx = codes(x, self.signed, torch.int32).view(-1)
+            idx = codes(x, self.signed, torch.int32)
             y = None
             for r in range(self.rank):
-                xr = x.to(dtype) if self.identity[r] else torch.index_select(u_t[r], 0, idx).view(x.shape)
+                xr = x.to(dtype) if self.identity[r] else map_values(u_t[r], idx)
                 part = integer_conv2d(xr, self._weight(data, cache, groups, r), stride, dilation, groups, out_size)
                 y = part if y is None else y.add_(part)
         n_limbs = data["limbs"].shape[0]
         if n_limbs == 1:
-            return y.to(torch.float64)
+            return y  # float32 exact under the layer's bound (or the float64 fallback)
         y = y.view(n, groups, n_limbs, o // groups, *out_size)
         total = y[:, :, -1].to(torch.float64)
         for limb in range(n_limbs - 2, -1, -1):  # Horner: exact, every value an integer < 2^53

@@ -435,6 +435,30 @@ def test_integer_dtypes_are_accepted():
     assert torch.equal(signed_kernel.linear(xs, signed_kernel.prepare_weight(ws)), xs.double() @ ws.double().T)
 
 
+@pytest.mark.parametrize("name", ["exact_s", "trunc_u_t4", "kulkarni_s_cols4", "mitchell_s_w5", "mbm_u_w6"])
+def test_unchecked_sums_match_reference_in_either_memory_format(name):
+    """``sums`` (no operand check, the path's own dtype): the reference's values, NCHW or channels-last input."""
+    design = next(m for m in ZOO if m.name == name)
+    lut, signed = np.asarray(design.lut), design.signed
+    ref = make_kernel(lut, signed, "reference")
+    gen = torch.Generator().manual_seed(6)
+    for method in fast_methods(lut, signed):
+        kernel = make_kernel(lut, signed, method)
+        for x_shape, pad, w_shape, stride, dilation, groups in CONV_CASES:
+            x = random_operands(x_shape, signed, gen, pad).float()
+            w = random_operands(w_shape, signed, gen)
+            want = ref.conv2d(x, ref.prepare_weight(w), stride, dilation, groups)
+            prepared = kernel.prepare_weight(w)
+            for layout in (torch.contiguous_format, torch.channels_last):
+                got = kernel.sums(x.contiguous(memory_format=layout), prepared, stride, dilation, groups)
+                assert got.dtype == torch.float32  # small layers: every sum below 2^24
+                assert torch.equal(got.double(), want), f"{method} {layout} {x_shape}/{w_shape}"
+        x, w = big_layer(signed, -128 if signed else 255, -128 if signed else 255)
+        got = kernel.linear_sums(x, kernel.prepare_weight(w))
+        assert got.dtype == torch.float64  # sums beyond 2^24
+        assert torch.equal(got, ref.linear(x, ref.prepare_weight(w))), method
+
+
 def test_bad_arguments_are_refused():
     signed_kernel = make_kernel(exact_lut(True), True)
     unsigned_kernel = make_kernel(exact_lut(False), False)
