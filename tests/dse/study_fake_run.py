@@ -5,7 +5,7 @@ line, but every study's target is :class:`FakeTarget` (the four layers of :mod:`
 drop that follows the fake surrogate's prediction) and its surrogate :class:`study_fakes.FakeSurrogate`:
 a study runs in seconds, with everything else (storage, claims, engines, confirmation rounds) real.
 ``DSE_FAKE_EVAL_SECONDS`` makes each real-inference stand-in take that long, so a test can kill a
-run while a measurement is in flight.
+run while a measurement is in flight; ``DSE_FAKE_HANG_AFTER=N`` makes the (N+1)-th never end.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from tests.dse.study_fakes import LAYERS, FakeSurrogate, candidates  # noqa: E402
 
 DELAY_VARIABLE = "DSE_FAKE_EVAL_SECONDS"
+#: After this many real-inference stand-ins, the next one never ends (the test kills the process in it).
+HANG_VARIABLE = "DSE_FAKE_HANG_AFTER"
 
 
 class _Info:
@@ -45,6 +47,7 @@ class FakeTarget:
         self.approximated = [layer.name for layer in LAYERS]
         self.surrogate = FakeSurrogate(LAYERS, self.multipliers)
         self.qnet = None
+        self.evaluations = 0
 
     def layer_info(self, name: str) -> _Info:
         return _Info(next(layer for layer in self.layers if layer.name == name))
@@ -52,6 +55,9 @@ class FakeTarget:
     def evaluate(self, assignment: dict, compensation: str, images: int | None, progress: bool = False) -> dict:
         """Top-1 = 95 minus the fake surrogate's drop, bent a little and jittered by the assignment's hash."""
         time.sleep(float(os.environ.get(DELAY_VARIABLE, "0")))
+        self.evaluations += 1
+        if self.evaluations > int(os.environ.get(HANG_VARIABLE, "1000000")):
+            time.sleep(3600)
         index = {m.name: i for i, m in enumerate(self.multipliers)}
         x = np.array([[index[assignment[name]] for name in self.approximated]])
         digest = hashlib.sha256(json.dumps([assignment, compensation], sort_keys=True).encode()).digest()

@@ -17,7 +17,7 @@ from optuna.trial import TrialState
 from dse.study.config import load_study
 from dse.study.runner import RunReport, run_study
 
-from .study_fake_run import DELAY_VARIABLE, install
+from .study_fake_run import DELAY_VARIABLE, HANG_VARIABLE, install
 
 REPO = Path(__file__).resolve().parents[2]
 DIGITS = REPO / "studies" / "digits.toml"
@@ -38,9 +38,12 @@ def overrides(*extra: str) -> list[str]:
     return [arg for item in (*SMALL, *extra) for arg in ("--set", item)]
 
 
-def start(out: Path, *args: str, delay: float = 0.0, extra: tuple[str, ...] = ()) -> subprocess.Popen:
-    """``dse run`` of the small fake study in a new process (output captured)."""
+def start(out: Path, *args: str, delay: float = 0.0, hang_after: int | None = None,
+          extra: tuple[str, ...] = ()) -> subprocess.Popen:
+    """``dse run`` of the small fake study in a new process (output captured); ``hang_after``: see study_fake_run."""
     env = {**os.environ, DELAY_VARIABLE: str(delay)}
+    if hang_after is not None:
+        env[HANG_VARIABLE] = str(hang_after)
     argv = [sys.executable, str(ENTRY), "run", str(DIGITS), "--out", str(out), "--quiet",
             "--heartbeat", str(HEARTBEAT), *overrides(*extra), *args]
     return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)

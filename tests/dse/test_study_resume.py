@@ -57,20 +57,21 @@ def test_sigkill_mid_search_then_rerun_gives_the_uninterrupted_front(reference, 
 
 def test_sigkill_mid_confirmation_then_rerun_gives_the_uninterrupted_front(reference, tmp_path):
     out = tmp_path / "digits"
-    process = start(out, delay=0.3)  # each measurement takes 0.3 s: the kill lands inside one
+    measured = 1 + 3 + 1  # baseline, calibration, a candidate: the kill lands inside the next confirmation
+    process = start(out, hang_after=measured)
     watch = Watch(out)
-    baseline_and_calibration = 1 + 3
-    wait_until(lambda: watch.count("confirm") > baseline_and_calibration, process, "a confirmation")
+    wait_until(lambda: watch.count("confirm") >= measured, process, "a confirmation")
     kill(process)
-    assert watch.count("confirm") < len(reference[2])  # stopped inside the confirmation rounds
+    assert watch.count("confirm") == measured < len(reference[2])  # stopped inside the confirmation rounds
     assert_same_as_reference(out, run_here(out), reference)
 
 
 def test_ctrl_c_stops_cleanly_prints_how_to_continue_and_loses_nothing(reference, tmp_path):
     out = tmp_path / "digits"
-    process = start(out, delay=0.3)
+    process = start(out, hang_after=2)  # Ctrl-C inside the third measurement (a calibration point)
     watch = Watch(out)
-    wait_until(lambda: watch.count("confirm") >= 2, process, "the calibration")
+    wait_until(lambda: watch.count("confirm") >= 2 and watch.count("claims", (TrialState.RUNNING,)) > 0, process,
+               "the calibration")
     code, _, err = kill(process, signal.SIGINT)
     assert code == 130 and "Traceback" not in err
     assert "To continue, run: dse run" in err and f"--out {out}" in err and "search.budget=160" in err

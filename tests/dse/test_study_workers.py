@@ -129,7 +129,7 @@ def test_worker_needs_a_shared_storage(tmp_path):
 def test_two_workers_on_one_journal_finish_one_study(reference, tmp_path):
     out = tmp_path / "digits"
     extra = (f"storage.journal='{JOURNAL}'",)
-    workers = [start(out, "--worker", delay=0.2, extra=extra) for _ in range(2)]
+    workers = [start(out, "--worker", delay=0.5, extra=extra) for _ in range(2)]
     results = [finish(w) for w in workers]
     for code, _, err in results:
         assert code == 0, err[-3000:]
@@ -142,10 +142,10 @@ def test_two_workers_on_one_journal_finish_one_study(reference, tmp_path):
 def test_a_worker_killed_holding_a_confirmation_job_leaves_it_to_another_done_once(reference, tmp_path, where):
     out = tmp_path / "digits"
     extra = (f"storage.journal='{JOURNAL}'",)
-    process = start(out, "--worker", delay=1.0, extra=extra)
+    process = start(out, "--worker", hang_after=1 + 3, extra=extra)  # stuck in its first candidate's confirmation
     watch = Watch(out, journal=JOURNAL)
 
-    def holds_a_confirmation() -> bool:  # baseline and 3 calibration points measured: a candidate's job
+    def holds_a_confirmation() -> bool:
         running = watch.count("claims", (TrialState.RUNNING,))
         return watch.count("confirm") >= 1 + 3 and running > 0 and _held_job(watch.storage) is not None
 
@@ -221,7 +221,7 @@ def postgres():
 def test_two_workers_on_postgresql_finish_one_study(reference, tmp_path, postgres):
     extra = (f"storage.url='{postgres}'",)
     folders = [tmp_path / "machine1", tmp_path / "machine2"]  # as on two machines: a folder each, one database
-    workers = [start(folder, "--worker", delay=0.2, extra=extra) for folder in folders]
+    workers = [start(folder, "--worker", delay=0.5, extra=extra) for folder in folders]
     for code, _, err in (finish(w) for w in workers):
         assert code == 0, err[-3000:]
     storage = storage_of(folders[0], url=postgres)
