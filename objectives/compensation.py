@@ -9,6 +9,12 @@ calibration images (inputs from the exact network), ``acc ~ s_n C + t_n``, and i
 errors grow with the product like a scale error, which no constant removes) and keeps the
 corrected output unbiased in scale, ``E[corrected | C] = C``. The least-squares fit of C on acc
 would instead shrink noisy channels towards their mean: measured on ResNet-20 it costs accuracy.
+``threshold``: an offset only (gain 1, like ``bias``) from the same regression, chosen so the
+corrected accumulator is unbiased where the channel's output crosses zero (its ReLU threshold),
+``C* = -bias / scale`` in accumulator units: ``acc <- acc - E[dC | C = C*]``. A constant cannot
+undo a scale error ``dC ~ alpha C``; ``bias`` removes its mean ``alpha E[C]`` and so moves the
+zero crossing by ``alpha (C* - E[C])``, this mode leaves it in place. For an error that does not
+depend on C it is ``bias``.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-MODES = ("none", "bias", "affine")
+MODES = ("none", "bias", "affine", "threshold")
 
 
 def expected_error(
@@ -78,3 +84,20 @@ class AffineFit:
         gain = torch.where(ok, 1.0 / torch.where(ok, slope, torch.ones_like(slope)), torch.ones_like(slope))
         offset = (my + self.shift_y) - gain * (mx + self.shift_x)  # uncentred: exact mean = gain * approx mean + offset
         return gain, offset
+
+    def threshold_offset(self, threshold: torch.Tensor) -> torch.Tensor:
+        """Per channel, ``-E[approx - exact | exact = threshold]`` from the regression ``approx ~ s exact + t``.
+
+        ``threshold`` (O,) float64 in accumulator units. A channel whose exact output does not
+        vary (or whose slope is not positive) gets minus its mean difference, as ``bias`` would.
+        """
+        n = self.n
+        mx, my = self.sx / n, self.sy / n
+        var_y = self.syy / n - my * my
+        cov = self.sxy / n - mx * my
+        slope = cov / torch.where(var_y > 0, var_y, torch.ones_like(var_y))
+        ok = (var_y > 1e-9 * (1.0 + my.abs() ** 2)) & (slope > 0)
+        mean_error = (mx + self.shift_x) - (my + self.shift_y)
+        # E[dC | C = c] = E[dC] + (s - 1)(c - E[C]), with the centred exact mean E[C] = my + shift_y
+        at_threshold = mean_error + (slope - 1.0) * (threshold.to(slope) - (my + self.shift_y))
+        return -torch.where(ok, at_threshold, mean_error)

@@ -55,7 +55,7 @@ class QuantizedNetwork:
         self.injection: dict[str, ErrorSpec] = {}
         self.method = "auto"
         self._histograms: dict[str, OperandHistograms] | None = None
-        self._affine_cache: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}
+        self._affine_cache: dict[tuple[str, str], AffineFit] = {}
 
     # -- running ----------------------------------------------------------------------------------
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -93,7 +93,7 @@ class QuantizedNetwork:
         if compensation not in MODES:
             raise AssignmentError(f"unknown compensation {compensation!r}; choose one of {', '.join(MODES)}")
         resolved = resolve_assignment(mapping, self.layers, self.scheme, imports)
-        if compensation == "affine":
+        if compensation in ("affine", "threshold"):
             self._fit_affine(resolved, method)
         signed = self.scheme == "int8"
         for name in self.layers:
@@ -166,7 +166,9 @@ class QuantizedNetwork:
         if mode == "none":
             return None, None
         if mode == "affine":
-            return self._affine_cache[(name, multiplier.lut_sha256)]
+            return self._affine_cache[(name, multiplier.lut_sha256)].result()
+        if mode == "threshold":
+            return None, self._affine_cache[(name, multiplier.lut_sha256)].threshold_offset(self._zero_crossing(name))
         layer = self.layer(name)
         b = expected_error(
             multiplier.error_table, self.histograms[name].activation_per_channel,
@@ -191,7 +193,15 @@ class QuantizedNetwork:
         with self._exact(), self._observing(observers):
             self._run_calibration("affine fit")
         for name, fit in fits.items():
-            self._affine_cache[(name, todo[name].lut_sha256)] = fit.result()
+            self._affine_cache[(name, todo[name].lut_sha256)] = fit
+
+    def _zero_crossing(self, name: str) -> torch.Tensor:
+        """Per channel, the exact accumulator at which the layer's output is 0: ``-bias / scale`` (float64)."""
+        layer = self.layer(name)
+        scale = layer.quant.input_scale * layer.quant.weight_scale
+        if layer.bias is None:
+            return torch.zeros_like(scale)
+        return -layer.bias.detach().to(torch.float64) / scale
 
     @contextlib.contextmanager
     def _exact(self) -> Iterator[None]:

@@ -77,3 +77,31 @@ def test_affine_fit_corrects_scale_without_shrinking_noise():
     gain, offset = fit.result()
     assert abs(float(gain) - 1 / 0.9) < 0.01
     assert abs(float(offset) + 50.0 / 0.9) < 5.0
+
+
+def test_threshold_offset_removes_the_error_at_the_zero_crossing():
+    """``threshold``: minus the regression's error at the given exact value; a constant error is just removed."""
+    fit = AffineFit()
+    gen = torch.Generator().manual_seed(1)
+    exact = torch.randn(500, 2, 4, 4, dtype=torch.float64, generator=gen) * 1e3 + 2e3
+    scale_error = torch.tensor([0.9, 1.0], dtype=torch.float64).view(1, 2, 1, 1)
+    fit.update(exact * scale_error + 50.0, exact)  # channel 0: dC = -0.1 C + 50; channel 1: dC = 50
+    threshold = torch.tensor([-300.0, 700.0], dtype=torch.float64)
+    offset = fit.threshold_offset(threshold)
+    torch.testing.assert_close(offset, torch.tensor([-(0.1 * 300.0 + 50.0), -50.0], dtype=torch.float64))
+
+
+@pytest.mark.parametrize("digits_net", ["int8", "uint8"], indirect=True)
+def test_threshold_mode_is_an_offset_that_leaves_constant_errors_to_bias(digits_net, digits):
+    """Gain 1 and an offset per channel; for column truncation (error nearly independent of C) close to bias."""
+    _, data = digits
+    x = data.evaluation.tensors[0][:64]
+    design = "trunc_s_t8" if digits_net.scheme == "int8" else "trunc_u_t8"
+    found = {}
+    for mode in ("none", "bias", "threshold"):
+        digits_net.set_assignment({"conv2": design}, compensation=mode)
+        found[mode] = _distortion(digits_net, "conv2", x)
+    layer = digits_net.layer("conv2")
+    assert torch.all(layer.gain == 1) and torch.all(torch.isfinite(layer.offset)) and torch.any(layer.offset != 0)
+    digits_net.reset()
+    assert found["threshold"] < 0.5 * found["none"]
