@@ -14,13 +14,6 @@ scaled to accumulator units. Then each layer is calibrated by injection: white n
 power is added to that one layer of the quantised network and the measured logit change divides
 the linearised prediction, giving a factor that carries what linearisation misses (clipping and
 rounding downstream).
-
-Linearisation only holds for small errors. A design whose error is as large as the layer's output
-(relative power 1 or more) cannot move the logits without bound: activations clip, ReLUs cut,
-and a residual block's skip path still carries the signal, so the logit error saturates at a level
-that differs from layer to layer. The same injection, repeated at larger powers, measures each
-layer's response curve (measured logit error against the calibrated linear prediction), and a
-design's contribution is read off that curve (:meth:`LayerSensitivity.saturate`).
 """
 
 from __future__ import annotations
@@ -35,10 +28,6 @@ logger = logging.getLogger(__name__)
 
 #: Relative power (vs the layer's exact output energy) of the white noise used for calibration.
 INJECTION_POWER = 1e-3
-#: Larger relative powers injected to measure where each layer's logit error saturates.
-RESPONSE_POWERS = (1e-2, 1e-1, 1.0, 10.0)
-#: Images per response-curve point (the calibration at INJECTION_POWER uses up to 256).
-RESPONSE_IMAGES = 128
 
 
 @dataclass
@@ -49,27 +38,12 @@ class LayerSensitivity:
     gram_gain: np.ndarray  # (N, N)
     white: np.ndarray  # (N,)
     factor: float = 1.0
-    #: (2, P): calibrated linear prediction and measured logit error at each injected power, or None
-    response: np.ndarray | None = None
 
     def logit_error(self, bias: np.ndarray, gain: np.ndarray, residual: np.ndarray) -> np.ndarray:
         """Predicted E||d logits||^2 for designs' per-channel (bias, gain, residual variance), each (n, N)."""
         quad_bias = np.einsum("in,nm,im->i", bias, self.gram_bias, bias)
         quad_gain = np.einsum("in,nm,im->i", gain, self.gram_gain, gain)
         return self.factor * (quad_bias + quad_gain + residual @ self.white)
-
-    def saturate(self, linear: np.ndarray) -> np.ndarray:
-        """Calibrated linear predictions read off the measured response curve (log-log interpolation).
-
-        Below the smallest injected power the response is linear (that point defines ``factor``);
-        beyond the largest it stays at the largest measured logit error.
-        """
-        linear = np.asarray(linear, dtype=np.float64)
-        if self.response is None:
-            return linear
-        x, y = np.log(self.response[0]), np.log(np.maximum.accumulate(self.response[1]))
-        inside = np.exp(np.interp(np.log(np.maximum(linear, 1e-300)), x, y))
-        return np.where(linear <= self.response[0, 0], linear * self.response[1, 0] / self.response[0, 0], inside)
 
 
 def linearised_sensitivities(qnet: Any, max_images: int = 256, progress: bool = False) -> dict[str, LayerSensitivity]:
@@ -146,17 +120,16 @@ def calibrate_by_injection(
     qnet: Any, sensitivities: dict[str, LayerSensitivity], output_energy: dict[str, float], seed: int = 0,
     max_images: int = 256, progress: bool = False,
 ) -> None:
-    """Set each layer's factor (measured / linearised logit change under white noise in that layer alone)
-    and its response curve at the larger ``RESPONSE_POWERS``."""
+    """Set each layer's factor: measured / linearised logit change under white noise in that layer alone."""
     import torch
 
     from ..evaluate import batches
 
-    subsets = [_first_images(qnet.calibration, max_images), _first_images(qnet.calibration, RESPONSE_IMAGES)]
+    data = _first_images(qnet.calibration, max_images)
     saved = dict(qnet.assignment), qnet.compensation, dict(qnet.injection)
     qnet.reset()
     try:
-        references = [[qnet(x).double() for x, _ in batches(d, qnet.batch_size, progress=False)] for d in subsets]
+        reference = [qnet(x).double() for x, _ in batches(data, qnet.batch_size, progress=False)]
         names = list(qnet.layers)
         iterator = names
         if progress:
@@ -164,44 +137,27 @@ def calibrate_by_injection(
 
             iterator = tqdm(names, desc="injection calibration", unit="layer")
         for index, name in enumerate(iterator):
+            layer = qnet.layer(name)
             info = qnet.layers[name]
+            variance = INJECTION_POWER * output_energy[name] / (info.m * info.n)  # per output, accumulator units
+            generator = torch.Generator().manual_seed(seed * 7919 + index)
+            layer.noise = lambda _layer, sums, std=variance**0.5, g=generator: torch.randn(
+                sums.shape, generator=g, dtype=torch.float64) * std
+            try:
+                measured = sum(
+                    float(((qnet(x).double() - ref) ** 2).sum())
+                    for (x, _), ref in zip(batches(data, qnet.batch_size, progress=False), reference)
+                ) / len(data)
+            finally:
+                layer.noise = None
             s = sensitivities[name]
-            measured = []
-            for j, power in enumerate((INJECTION_POWER, *RESPONSE_POWERS)):
-                variance = power * output_energy[name] / (info.m * info.n)  # per output, accumulator units
-                generator = torch.Generator().manual_seed(seed * 7919 + index + 104729 * j)
-                subset = min(j, 1)
-                measured.append(_logit_error(qnet, name, subsets[subset], references[subset], variance, generator))
-                if j == 0:
-                    predicted = float(s.white.sum() * variance)
-                    s.factor = measured[0] / predicted if predicted > 0 else 1.0
-                    linear0 = s.factor * predicted
-            powers = np.array((INJECTION_POWER, *RESPONSE_POWERS))
-            if linear0 > 0:
-                s.response = np.stack([linear0 * powers / INJECTION_POWER, np.maximum(measured, 1e-300)])
-            logger.debug("layer %s: injection factor %.3f, response %s", name, s.factor, s.response)
+            predicted = float(s.white.sum() * variance)
+            s.factor = measured / predicted if predicted > 0 else 1.0
+            logger.debug("layer %s: injection factor %.3f", name, s.factor)
     finally:
         assignment, compensation, injection = saved
         qnet.set_assignment(assignment, compensation)
         qnet.set_injection(injection)
-
-
-def _logit_error(qnet: Any, name: str, data: Any, reference: list, variance: float, generator: Any) -> float:
-    """Mean ||d logits||^2 per image with white noise of ``variance`` added to layer ``name``'s accumulators."""
-    import torch
-
-    from ..evaluate import batches
-
-    layer = qnet.layer(name)
-    layer.noise = lambda _layer, sums, std=variance**0.5, g=generator: torch.randn(
-        sums.shape, generator=g, dtype=torch.float64) * std
-    try:
-        return sum(
-            float(((qnet(x).double() - ref) ** 2).sum())
-            for (x, _), ref in zip(batches(data, qnet.batch_size, progress=False), reference)
-        ) / len(data)
-    finally:
-        layer.noise = None
 
 
 def _first_images(dataset: Any, n: int) -> Any:

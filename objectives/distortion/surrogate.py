@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 #: Revision of the model behind a surrogate's numbers, part of its cache key: bump it when they change.
-MODEL_REVISION = 2
+MODEL_REVISION = 3
 
 
 @dataclass
@@ -200,8 +200,7 @@ class NetworkSurrogate:
             for compensation in compensations:
                 parts = [_error_parts(mo, compensation) for mo in moments]
                 bias, gain, residual = (np.concatenate([p[i] for p in parts], axis=1) for i in range(3))
-                contributions[compensation][li] = sensitivities[name].saturate(
-                    sensitivities[name].logit_error(bias, gain, residual))
+                contributions[compensation][li] = sensitivities[name].logit_error(bias, gain, residual)
                 for level in LEVELS:
                     if level == "weight-aware":
                         predicted = sum(op.m * _energy_per_row(mo, compensation) for op, mo in zip(operands[name], moments))

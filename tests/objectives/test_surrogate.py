@@ -84,10 +84,10 @@ def test_surrogate_ranks_real_drops_and_survives_save_and_reload(digits, tmp_pat
     exact = surrogate.exact_index()
     assert designs[exact].name == "exact_s"
     assert surrogate.score(np.full((1, len(qnet.layers)), exact))[0] == 0
-    # every layer's contribution grows from the mild to the severe truncation (or both saturate)
+    # every layer's contribution grows from the mild to the severe truncation
     position = {name: i for i, name in enumerate(surrogate.multiplier_names)}
-    severe, mild = (surrogate.table.contributions[:, position[n]] for n in ("trunc_s_t8", "trunc_s_t6_corrected"))
-    assert np.all(severe >= mild) and np.any(severe > mild)
+    contributions = surrogate.table.contributions
+    assert np.all(contributions[:, position["trunc_s_t8"]] > contributions[:, position["trunc_s_t6_corrected"]])
 
     evaluation = data.limited(300)
     fit_drop_map(surrogate, qnet, evaluation, 8, designs, progress=False)
