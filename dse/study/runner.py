@@ -112,11 +112,11 @@ def run_study(
         store = ConfirmStore(confirm_study, target.approximated, [m.name for m in multipliers])
         with claims:
             return _run_phases(config, directory, target, multipliers, storage, store, claims, surrogate_factory,
-                               progress, timings)
+                               progress, timings, worker)
 
 
 def _run_phases(config, directory, target, multipliers, storage, store, claims, surrogate_factory, progress,
-                timings) -> RunReport:
+                timings, worker) -> RunReport:
     """Baseline, surrogate and its calibration, search, confirmation; each continues what the storage holds."""
     from .energy import study_energy_model
     from .encoding import Encoding
@@ -135,7 +135,7 @@ def _run_phases(config, directory, target, multipliers, storage, store, claims, 
 
     # -- surrogate and its calibration -------------------------------------------------------------
     clock = time.perf_counter()
-    with _folder_lock(claims, directory):  # workers sharing the folder build its caches once
+    with _folder_lock(claims, directory, worker):  # workers sharing the folder build its caches once
         energy = study_energy_model(config, target, multipliers, directory, progress)
         surrogate = (surrogate_factory or build_surrogate)(target, multipliers, compensation, directory / "surrogate",
                                                            progress)
@@ -170,8 +170,14 @@ def _run_phases(config, directory, target, multipliers, storage, store, claims, 
 
 
 @contextlib.contextmanager
-def _folder_lock(claims: Claims, directory: Path) -> Iterator[None]:
-    """Hold the study folder's cache lock: one worker on this machine builds what others then load."""
+def _folder_lock(claims: Claims, directory: Path, worker: bool) -> Iterator[None]:
+    """Hold the study folder's cache lock: one worker on this machine builds what others then load.
+
+    A run without --worker is alone on this machine (:func:`_check_alone`) and needs no lock.
+    """
+    if not worker:
+        yield
+        return
     key = f"folder:{Owner.me().host}:{directory.resolve()}"
     while (claim := claims.claim(key)) is None:
         time.sleep(claims.poll)
