@@ -174,9 +174,11 @@ def _owners(storage) -> set[str]:
 
 
 def _held_job(storage) -> tuple[int, str] | None:
-    """A RUNNING claim on a measurement (keyed by its assignment hash): (claim trial id, assignment hash)."""
+    """A RUNNING claim on a measurement not made yet: (claim trial id, assignment hash)."""
+    measured = set(measured_hashes(storage))
     for t in trials(storage, "claims", (TrialState.RUNNING,)):
-        if len(t.user_attrs.get(KEY, "")) == 64 and ":" not in t.user_attrs[KEY]:
+        key = t.user_attrs.get(KEY, "")
+        if len(key) == 64 and ":" not in key and key not in measured:
             return t._trial_id, t.user_attrs[KEY]
     return None
 
