@@ -10,7 +10,7 @@ from ..errors import UserError
 from ..errors import objective_errors as _user_errors
 
 SCHEMES = ("int8", "uint8")
-COMPENSATIONS = ("none", "bias", "affine")
+COMPENSATIONS = ("none", "bias", "affine", "threshold")  # objectives.compensation.MODES, without importing torch here
 METHODS = ("auto", "exact", "lowrank", "gather", "reference")
 
 
@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     mode.add_argument("--float", action="store_true", help="evaluate the unquantised float network")
     mode.add_argument("--multiplier", metavar="NAME", help="one zoo design in every layer")
     mode.add_argument("--assign", type=Path, metavar="FILE.json", help="per-layer assignment: JSON object layer -> multiplier")
-    ev.add_argument("--compensate", choices=COMPENSATIONS, default="none", help="per-channel error compensation folded into requantisation")
+    ev.add_argument("--compensate", choices=COMPENSATIONS, default="none", help="per-channel error compensation folded into requantisation (threshold: offset unbiased at each channel's ReLU threshold; see objectives/INFERENCE.md)")
     ev.add_argument("--limit", type=int, metavar="N", help="evaluate a fixed class-balanced subset of N images")
     ev.add_argument("--calibration", type=int, default=256, metavar="N", help="calibration images (default 256)")
     ev.add_argument("--method", choices=METHODS, default="auto", help="emulation kernel path (default auto)")

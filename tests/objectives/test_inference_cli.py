@@ -23,6 +23,16 @@ def test_eval_with_a_multiplier_and_compensation(capsys):
     assert "uint8, drum_u_k4, bias compensation" in out and "top-1" in out
 
 
+def test_eval_offers_every_compensation_mode_of_the_engine(capsys):
+    from dse.commands.inference import COMPENSATIONS
+    from objectives.compensation import MODES
+
+    assert COMPENSATIONS == MODES
+    assert main(["eval", "--network", "digits-cnn", "--multiplier", "mitchell_s_w7",
+                 "--compensate", "threshold", "--limit", "50"]) == 0
+    assert "mitchell_s_w7, threshold compensation" in capsys.readouterr().out
+
+
 def test_eval_mistakes_are_one_line(capsys, tmp_path):
     assert main(["eval", "--network", "digits-cnn", "--multiplier", "nope_s"]) == 2
     err = capsys.readouterr().err
