@@ -69,18 +69,23 @@ class AffineFit:
         self.syy += (y * y).sum(1)
         self.sxy += (x * y).sum(1)
 
-    def result(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(gain, offset) per channel: ``gain * approx + offset`` undoes ``approx ~ s exact + t``.
-
-        A channel whose exact output does not vary (or whose slope is not positive) gets gain 1
-        and the mean difference as offset.
-        """
+    def _regression(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Centred means of approx and exact, the slope of ``approx ~ s exact + t``, and where it is usable."""
         n = self.n
         mx, my = self.sx / n, self.sy / n
         var_y = self.syy / n - my * my
         cov = self.sxy / n - mx * my
         slope = cov / torch.where(var_y > 0, var_y, torch.ones_like(var_y))
         ok = (var_y > 1e-9 * (1.0 + my.abs() ** 2)) & (slope > 0)
+        return mx, my, slope, ok
+
+    def result(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(gain, offset) per channel: ``gain * approx + offset`` undoes ``approx ~ s exact + t``.
+
+        A channel whose exact output does not vary (or whose slope is not positive) gets gain 1
+        and the mean difference as offset.
+        """
+        mx, my, slope, ok = self._regression()
         gain = torch.where(ok, 1.0 / torch.where(ok, slope, torch.ones_like(slope)), torch.ones_like(slope))
         offset = (my + self.shift_y) - gain * (mx + self.shift_x)  # uncentred: exact mean = gain * approx mean + offset
         return gain, offset
@@ -91,12 +96,7 @@ class AffineFit:
         ``threshold`` (O,) float64 in accumulator units. A channel whose exact output does not
         vary (or whose slope is not positive) gets minus its mean difference, as ``bias`` would.
         """
-        n = self.n
-        mx, my = self.sx / n, self.sy / n
-        var_y = self.syy / n - my * my
-        cov = self.sxy / n - mx * my
-        slope = cov / torch.where(var_y > 0, var_y, torch.ones_like(var_y))
-        ok = (var_y > 1e-9 * (1.0 + my.abs() ** 2)) & (slope > 0)
+        mx, my, slope, ok = self._regression()
         mean_error = (mx + self.shift_x) - (my + self.shift_y)
         # E[dC | C = c] = E[dC] + (s - 1)(c - E[C]), with the centred exact mean E[C] = my + shift_y
         at_threshold = mean_error + (slope - 1.0) * (threshold.to(slope) - (my + self.shift_y))
