@@ -53,6 +53,8 @@ def check_directory(config: StudyConfig, directory: Path) -> None:
     if previous.get("digest") == config.digest():
         return
     changed = changes(deciding_keys(previous.get("config", {})), deciding_keys(config.as_dict()))
+    if "config" in previous and not changed:  # only keys added to the schema since, at their defaults
+        return
     raise UserError(
         f"{directory} holds this study run with a different study file: {describe(changed) or 'format changed'}; "
         "give another --out folder, undo the change, or start afresh with --fresh (moves this folder aside)"

@@ -4,13 +4,16 @@ A study folder keeps its resolved config (``study.json``) and the storage keeps 
 attribute of the confirm study), so a folder or a shared database made from another study file is
 refused with the keys that changed, whichever of them a worker points at. Keys a rerun may change
 (:data:`dse.study.schema.RESUMABLE`) are left out; the storage's copy also leaves out paths, which
-differ between machines that share one database.
+differ between machines that share one database. A key the stored copy lacks (added to the schema
+after the study started) is no change while it holds its default: a new key's default keeps the
+behaviour the study was run with.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import fields
+from dataclasses import MISSING, fields
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Mapping
 
 from ..errors import UserError
@@ -40,9 +43,25 @@ def shared_keys(config: "StudyConfig") -> dict[str, Any]:
     return {k: v for k, v in deciding_keys(config.as_dict()).items() if k not in paths}
 
 
+@lru_cache(maxsize=1)
+def _schema_defaults() -> dict[str, Any]:
+    """Every key with a default, flattened and JSON-normalised."""
+    flat = {
+        f"{t}.{f.name}": f.default for t, cls in SECTIONS.items() for f in fields(cls) if f.default is not MISSING
+    }
+    return json.loads(json.dumps(flat, sort_keys=True))
+
+
 def changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    """``key (old -> new)`` for every key whose value differs, sorted by key."""
-    return [f"{k} ({old.get(k)!r} -> {new.get(k)!r})" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    """``key (old -> new)`` for every key whose value differs, sorted by key (a new key at its default is no change)."""
+    defaults = _schema_defaults()
+
+    def differs(k: str) -> bool:
+        if k not in old and k in defaults and new.get(k) == defaults[k]:
+            return False
+        return old.get(k) != new.get(k)
+
+    return [f"{k} ({old.get(k)!r} -> {new.get(k)!r})" for k in sorted(set(old) | set(new)) if differs(k)]
 
 
 def describe(changed: list[str]) -> str:
