@@ -7,11 +7,16 @@ configuration's forward passes are interleaved with float32 forward passes of th
 and its ratio is median(emulated) / median(float32) from that same loop, so load on the machine
 affects both alike. Logits of every emulated configuration are checked bit-exact against the
 reference kernel on two images. The last line is the geometric mean of the families' ratios.
+
+The float32 baseline is the network as torchvision-style code builds it (NCHW). The emulated layers
+run their integer convolutions channels-last (faster in oneDNN, see objectives/emulation/_stacked.py);
+a "float32 channels-last" row shows what the same layout does for the float network, for reference.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 import statistics
 import sys
@@ -101,6 +106,17 @@ def main() -> None:
 
     t, _ = side_by_side(baseline, baseline, args.reps)
     print(f"{'float32':<24} {'-':<16} {len(x) / t:9.0f} {len(x) / t:14.0f} {1:6.2f}x")
+    # For reference only: the float network in channels-last memory (the emulated layers run their
+    # convolutions channels-last); the ratios below are against the network as given.
+    cl_model = copy.deepcopy(float_model).to(memory_format=torch.channels_last)
+    x_cl = x.contiguous(memory_format=torch.channels_last)
+
+    def channels_last_float():
+        with torch.no_grad():
+            cl_model(x_cl)
+
+    t, tb = side_by_side(channels_last_float, baseline, args.reps)
+    print(f"{'float32 channels-last':<24} {'-':<16} {len(x) / t:9.0f} {len(x) / tb:14.0f} {t / tb:6.2f}x")
     net.set_assignment({})
     report(f"exact {args.scheme}", "exact")
     ratios = []

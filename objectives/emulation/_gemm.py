@@ -17,6 +17,11 @@ from ._precision import ieee_arithmetic
 VIA: str | None = None
 
 
+def uses_conv(device: torch.device, via: str | None = None) -> bool:
+    """Whether :func:`integer_conv2d` takes ``F.conv2d`` on ``device`` (else im2col + matmul)."""
+    return (via or VIA or ("conv" if device.type == "cpu" else "unfold")) == "conv"
+
+
 def integer_conv2d(
     x: torch.Tensor,
     w: torch.Tensor,
