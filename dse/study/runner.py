@@ -28,8 +28,8 @@ from .directory import check_directory, move_aside, write_directory
 from .fingerprint import check_storage
 from .front import Front, compute_front
 from .storage import (
-    CLAIMS, CONFIRM, SEARCH, delete_studies, journal_path, open_storage, open_study, storage_description,
-    storage_errors,
+    CLAIMS, CONFIRM, SEARCH, delete_studies, open_storage, open_study, storage_description,
+    storage_errors, storage_outside,
 )
 
 if TYPE_CHECKING:
@@ -102,10 +102,16 @@ def run_study(
         timings["quantise"] = time.perf_counter() - clock
         layers = [{**target.layer_info(l.name).as_dict(), "approximated": l.name in target.approximated} for l in target.layers]
         designs = [_design_record(m, config.multipliers.cost_method or None) for m in multipliers]
-        write_directory(config, directory, layers, designs, storage_name)
+        # A storage outside the folder may hold this study from another study file: check it before the
+        # folder is written. One inside is new with the folder, or was checked with it (check_directory).
+        outside = storage_outside(config.storage, directory)
+        if not outside:
+            write_directory(config, directory, layers, designs, storage_name)
         storage = open_storage(config.storage, directory)
         confirm_study = open_study(storage, config.name, CONFIRM, ["energy", "drop"])
         check_storage(confirm_study, config, storage_name)
+        if outside:
+            write_directory(config, directory, layers, designs, storage_name)
         claims = Claims(open_study(storage, config.name, CLAIMS, ["done"]), heartbeat)
         if not worker:
             _check_alone(claims)
@@ -192,10 +198,7 @@ def _start_afresh(config: "StudyConfig", directory: Path) -> None:
         logger.warning("--fresh: moved the earlier study folder %s to %s (delete it yourself when done with it)",
                        directory, moved)
     section = config.storage
-    inside = not section.url and (
-        not section.journal or directory.resolve() in journal_path(section, directory).resolve().parents
-    )
-    if inside:
+    if not storage_outside(section, directory):
         return
     deleted = delete_studies(open_storage(section, directory), config.name)
     if deleted:

@@ -54,6 +54,13 @@ def journal_path(section: "StorageSection", directory: Path) -> Path:
     return path if path.is_absolute() else directory / path
 
 
+def storage_outside(section: "StorageSection", directory: Path) -> bool:
+    """Whether the storage lives outside the study folder (a database URL, or a journal elsewhere)."""
+    if section.journal:
+        return directory.resolve() not in journal_path(section, directory).resolve().parents
+    return bool(section.url)
+
+
 def open_storage(section: "StorageSection", directory: Path) -> "optuna.storages.BaseStorage":
     """The study's optuna storage (created when new)."""
     import optuna

@@ -126,6 +126,7 @@ def test_shared_storage_made_from_another_study_file_is_refused_and_fresh_says_w
     run_here(tmp_path / "a", f"storage.journal='{journal}'")
     with pytest.raises(Exception, match=r"search.population \(20 -> 30\)"):
         run_here(tmp_path / "b", f"storage.journal='{journal}'", "search.population=30")
+    assert not (tmp_path / "b").exists()  # refused before the new folder was written
     run_here(tmp_path / "b", f"storage.journal='{journal}'", "search.population=30", "search.budget=40", fresh=True)
     assert "--fresh: deleted" in caplog.text and "digits:search (160 trials)" in caplog.text
     assert "digits:confirm (" in caplog.text and str(journal) in caplog.text
