@@ -2,25 +2,48 @@
 
 from __future__ import annotations
 
+import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
+import numpy as np
 import torch
 
 
 @dataclass(frozen=True)
 class Accuracy:
-    """Top-1 and top-5 accuracy in percent, the number of images and the wall time."""
+    """Top-1 and top-5 accuracy in percent, the number of images and the wall time.
+
+    ``hits`` holds every image's top-1 hit in evaluation order, packed eight to a byte
+    (``numpy.packbits``): two evaluations on the same images give a paired drop and its standard
+    error (:func:`drop_standard_error`).
+    """
 
     top1: float
     top5: float
     images: int
     seconds: float
+    hits: bytes = field(default=b"", repr=False, compare=False)
 
     def as_dict(self) -> dict[str, float]:
-        """JSON-ready record."""
-        return asdict(self)
+        """JSON-ready record (without the per-image hits)."""
+        return {"top1": self.top1, "top5": self.top5, "images": self.images, "seconds": self.seconds}
+
+
+def drop_standard_error(baseline_hits: bytes, hits: bytes, images: int) -> float | None:
+    """Standard error, in points, of a top-1 drop measured on the same ``images`` images.
+
+    The drop is the mean of ``d_i = baseline hit - hit`` over the images (each -1, 0 or 1); its
+    standard error is ``std(d) / sqrt(n)``, set by the images whose prediction flips. ``None``
+    when either record lacks the hits of ``images`` images, or for fewer than two images.
+    """
+    if images < 2 or len(baseline_hits) * 8 < images or len(hits) * 8 < images:
+        return None
+    base = np.unpackbits(np.frombuffer(baseline_hits, dtype=np.uint8), count=images).astype(np.int8)
+    other = np.unpackbits(np.frombuffer(hits, dtype=np.uint8), count=images).astype(np.int8)
+    d = base - other
+    return float(100.0 * d.std(ddof=1) / math.sqrt(images))
 
 
 def batches(dataset: Any, batch_size: int = 256, progress: bool = True, desc: str = "") -> Iterator[tuple]:
@@ -55,16 +78,19 @@ def evaluate(
     if isinstance(model, torch.nn.Module):
         model.eval()
     top1 = top5 = images = 0
+    first: list[torch.Tensor] = []
     start = time.perf_counter()
     with torch.no_grad():
         for x, y in batches(dataset, batch_size, progress, desc="evaluating"):
             logits = model(x)
             best = logits.topk(min(5, logits.shape[1]), dim=1).indices
             hits = best == y[:, None]
+            first.append(hits[:, 0])
             top1 += int(hits[:, 0].sum())
             top5 += int(hits.any(1).sum())
             images += len(y)
     seconds = time.perf_counter() - start
     if images == 0:
         return Accuracy(0.0, 0.0, 0, seconds)
-    return Accuracy(100.0 * top1 / images, 100.0 * top5 / images, images, seconds)
+    packed = np.packbits(torch.cat(first).numpy()).tobytes()
+    return Accuracy(100.0 * top1 / images, 100.0 * top5 / images, images, seconds, packed)

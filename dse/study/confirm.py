@@ -10,6 +10,7 @@ it for their later tasks.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import logging
@@ -73,6 +74,11 @@ class Measurement(NamedTuple):
     round: int
     key: str
     number: int
+    hits: str | None = None  # every image's top-1 hit, packed bits in base64 (absent in older studies)
+
+    def hit_bytes(self) -> bytes:
+        """The packed top-1 hits (empty when not recorded)."""
+        return base64.b64decode(self.hits) if self.hits else b""
 
 
 class ConfirmStore:
@@ -102,7 +108,7 @@ class ConfirmStore:
             out[key] = Measurement(
                 assignment, compensation, a["role"], a["top1"], a["top5"], a["images"],
                 a["seconds"], t.values[0], a["mac_saving"], a.get("predicted_drop"), a.get("search_trial"), a.get("round", 0),
-                key, t.number,
+                key, t.number, a.get("hits"),
             )
         return out
 
@@ -134,6 +140,7 @@ class ConfirmStore:
                 "predicted_drop": job.predicted_drop,
                 "search_trial": job.search_trial,
                 "round": job.round,
+                **({"hits": result["hits"]} if result.get("hits") else {}),
             },
         )
         self.study.add_trial(trial)

@@ -1,7 +1,8 @@
 """The confirmed Pareto front, computed once as data; tables, JSON, CSV and plots only render it.
 
 Every real measurement (calibration points and confirmed candidates) is a point: multiplier energy
-saved against measured top-1 drop. The front is the non-dominated points within the allowed drop,
+saved against measured top-1 drop, with the drop's standard error (the drop is paired: the same
+images as the baseline, so its noise comes from the images whose prediction flips). The front is the non-dominated points within the allowed drop,
 best energy first. The surrogate's own front (energy saved, drop predicted by the final map) comes
 along for the plots.
 """
@@ -31,6 +32,7 @@ class FrontPoint(NamedTuple):
     role: str
     key: str
     trial: int
+    drop_se: float | None = None  # standard error of the drop (paired, same images), points
 
     def as_dict(self) -> dict:
         """JSON-ready record."""
@@ -83,11 +85,14 @@ def non_dominated(F: np.ndarray) -> np.ndarray:
     return mask
 
 
-def to_point(m: "Measurement", baseline_top1: float) -> FrontPoint:
-    """A stored measurement as a front point."""
+def to_point(m: "Measurement", baseline: "Measurement") -> FrontPoint:
+    """A stored measurement as a front point (drop and its paired standard error against ``baseline``)."""
+    from objectives.evaluate import drop_standard_error
+
+    se = drop_standard_error(baseline.hit_bytes(), m.hit_bytes(), m.images) if m.images == baseline.images else None
     return FrontPoint(
-        100.0 - m.energy, m.mac_saving, m.top1, m.top5, baseline_top1 - m.top1, m.predicted_drop,
-        len(set(m.assignment.values())), dict(m.assignment), m.compensation, m.role, m.key, m.number,
+        100.0 - m.energy, m.mac_saving, m.top1, m.top5, baseline.top1 - m.top1, m.predicted_drop,
+        len(set(m.assignment.values())), dict(m.assignment), m.compensation, m.role, m.key, m.number, se,
     )
 
 
@@ -106,7 +111,7 @@ def compute_front(
     surrogate = np.asarray(surrogate, dtype=np.float64).reshape(-1, 2)
     if baseline is None:
         return Front(study, float("nan"), 0, max_drop, [], [], surrogate, [(d, None) for d in report_drops])
-    measured = [to_point(m, baseline.top1) for m in measurements.values() if m.role != BASELINE]
+    measured = [to_point(m, baseline) for m in measurements.values() if m.role != BASELINE]
     measured.sort(key=lambda p: (-p.energy_saving, p.drop))
     within = [p for p in measured if p.drop <= max_drop]
     F = np.array([[-p.energy_saving, p.drop] for p in within]).reshape(-1, 2)

@@ -10,8 +10,8 @@ from ..output import format_table
 from .front import Front, FrontPoint, compensation_label
 
 CSV_COLUMNS = (
-    "index", "energy_saving", "mac_saving", "top1", "top5", "drop", "predicted_drop", "distinct", "compensation",
-    "role", "trial", "assignment",
+    "index", "energy_saving", "mac_saving", "top1", "top5", "drop", "drop_se", "predicted_drop", "distinct",
+    "compensation", "role", "trial", "assignment",
 )
 
 
@@ -19,19 +19,25 @@ def _num(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def _drop(p: FrontPoint) -> str:
+    """The measured drop with its standard error where known: ``0.40 ± 0.21``."""
+    return _num(p.drop) if p.drop_se is None else f"{p.drop:.2f} ± {p.drop_se:.2f}"
+
+
 def front_table(front: Front) -> str:
     """The confirmed front, best energy first, with what each column means."""
-    header = ["#", "mult. energy saved %", "MAC energy saved %", "top-1 %", "drop", "predicted", "distinct",
+    header = ["#", "mult. energy saved %", "MAC energy saved %", "top-1 %", "drop ± s.e.", "predicted", "distinct",
               "compensation", "role"]
     rows = [
-        [i, _num(p.energy_saving, 1), _num(p.mac_saving, 1), _num(p.top1), _num(p.drop), _num(p.predicted_drop),
+        [i, _num(p.energy_saving, 1), _num(p.mac_saving, 1), _num(p.top1), _drop(p), _num(p.predicted_drop),
          p.distinct, compensation_label(p.compensation), p.role]
         for i, p in enumerate(front.points)
     ]
     lines = [format_table(header, rows, "rrrrrrrll")]
     lines.append(
         f"{front.study}: exact int baseline top-1 {front.baseline_top1:.2f}% on {front.images} images; drops in points "
-        f"(measured, and as the surrogate predicted); {len(front.measured)} assignments measured, "
+        f"(measured on the same images as the baseline, ± its standard error from the images whose prediction flips, "
+        f"and as the surrogate predicted); {len(front.measured)} assignments measured, "
         f"{len(front.points)} on the front within {front.max_drop:g} points"
     )
     return "\n".join(lines)
@@ -39,14 +45,14 @@ def front_table(front: Front) -> str:
 
 def levels_table(front: Front) -> str:
     """Best confirmed saving at each report level, multipliers alone and whole MACs."""
-    header = ["max drop", "mult. energy saved %", "MAC energy saved %", "top-1 %", "measured drop", "front #"]
+    header = ["max drop", "mult. energy saved %", "MAC energy saved %", "top-1 %", "measured drop ± s.e.", "front #"]
     index = {p.key: i for i, p in enumerate(front.points)}
     rows = []
     for level, p in front.levels:
         if p is None:
             rows.append([f"<= {level:g}", "-", "-", "-", "-", "-"])
         else:
-            rows.append([f"<= {level:g}", _num(p.energy_saving, 1), _num(p.mac_saving, 1), _num(p.top1), _num(p.drop),
+            rows.append([f"<= {level:g}", _num(p.energy_saving, 1), _num(p.mac_saving, 1), _num(p.top1), _drop(p),
                          index.get(p.key, "-")])
     note = ("multiplier energy: MACs x energy per product per layer (the zoo's cost, or with [objectives] energy = "
             "\"activity\" switching activity under the layer's operands), saved against exact multipliers in the same "
@@ -76,6 +82,7 @@ def front_csv(front: Front) -> str:
 def _row(p: FrontPoint) -> list:
     return [
         round(p.energy_saving, 4), round(p.mac_saving, 4), round(p.top1, 4), round(p.top5, 4), round(p.drop, 4),
+        "" if p.drop_se is None else round(p.drop_se, 4),
         "" if p.predicted_drop is None else round(p.predicted_drop, 4), p.distinct, _compensation(p.compensation), p.role, p.trial,
     ]
 

@@ -6,6 +6,7 @@ process builds the same target from the same study config and keeps it for its l
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import difflib
 import logging
@@ -44,15 +45,16 @@ class Target:
 
     def evaluate(
         self, assignment: Mapping[str, str], compensation: "Compensation", images: int | None, progress: bool = False
-    ) -> dict[str, float]:
-        """Top-1/top-5 of an assignment (layer -> design name; others exact) on the test images."""
+    ) -> dict[str, Any]:
+        """Top-1/top-5 of an assignment (layer -> design name; others exact) on the test images, and
+        ``hits``: every image's top-1 hit, packed bits in base64 (for the paired drop's standard error)."""
         from objectives.evaluate import evaluate
 
         by_name = {m.name: m for m in self.multipliers}
         with objective_errors():
             apply_assignment(self.qnet, {k: by_name[v] for k, v in assignment.items()}, compensation)
             result = evaluate(self.qnet, self.data, images or None, self.config.data.batch_size, progress=progress)
-        return result.as_dict()
+        return {**result.as_dict(), "hits": base64.b64encode(result.hits).decode("ascii")}
 
     def corrections(self, assignment: Mapping[str, str], compensation: "Compensation") -> dict[str, dict[str, list[float]]]:
         """Per layer, the compensation applied per output channel: accumulator gain and offset."""

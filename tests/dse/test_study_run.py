@@ -1,5 +1,6 @@
 """`dse run`, `dse front`, `dse export` end to end on the digits study (small budgets), and CLI mistakes."""
 
+import base64
 import csv
 import hashlib
 import io
@@ -76,7 +77,25 @@ def test_front_json_csv_and_table(study, capsys):
     assert code == 0 and len(rows) == len(points)
     assert float(rows[0]["energy_saving"]) == pytest.approx(points[0]["energy_saving"], abs=1e-3)
     code, out, _ = run(capsys, "front", folder, "--no-plots")
-    assert code == 0 and "mult. energy saved %" in out and "predicted" in out
+    assert code == 0 and "mult. energy saved %" in out and "predicted" in out and " ± " in out
+
+
+def test_drops_come_with_their_paired_standard_error(study, capsys):
+    folder, _ = study
+    _, out, _ = run(capsys, "front", folder, "--json", "--no-plots")
+    points = json.loads(out)
+    confirm = optuna.load_study(study_name="digits:confirm", storage=f"sqlite:///{folder / 'study.db'}")
+    by_trial = {t.number: t for t in confirm.trials}
+    baseline = next(t for t in confirm.trials if t.user_attrs["role"] == "baseline")
+
+    def hits(trial):
+        n = trial.user_attrs["images"]
+        return np.unpackbits(np.frombuffer(base64.b64decode(trial.user_attrs["hits"]), np.uint8), count=n).astype(int)
+
+    for p in points:
+        d = hits(baseline) - hits(by_trial[p["trial"]])  # the same images, in the same order
+        assert 100.0 * d.mean() == pytest.approx(p["drop"], abs=1e-9)
+        assert p["drop_se"] == pytest.approx(100.0 * d.std(ddof=1) / np.sqrt(len(d)))
 
 
 def test_rerun_redoes_nothing(study, capsys):
