@@ -131,3 +131,20 @@ def test_quantised_linear_matches_float_within_quantisation_error(scheme):
         torch.testing.assert_close(layer(x), linear(x), atol=0.05, rtol=0.05)
     codes = layer.weight_codes
     assert codes.min() >= (-128 if scheme == "int8" else 0) and codes.max() <= (127 if scheme == "int8" else 255)
+
+
+@pytest.mark.parametrize("groups,stride,dilation", [(1, 1, 1), (2, 2, 1), (1, 1, 2), (2, 3, 2)])
+def test_window_sums_are_the_per_group_sums_over_every_receptive_field(groups, stride, dilation):
+    torch.manual_seed(1)
+    conv = nn.Conv2d(4, 6, 3, stride=stride, dilation=dilation, groups=groups)
+    from objectives.calibration import weight_quant
+
+    layer = QuantConv2d.from_float(conv, LayerQuant("uint8", 0.05, 37, *weight_quant(conv.weight, "uint8")))
+    codes = torch.randint(0, 256, (2, 4, 11, 9)).float()
+    per_group = codes.double().view(2, groups, 4 // groups, 11, 9).sum(2)
+    ones = torch.ones(groups, 1, 3, 3, dtype=torch.float64)
+    expected = nn.functional.conv2d(per_group, ones, stride=stride, dilation=dilation, groups=groups)
+    got = layer.window_sums(codes)
+    assert got.dtype == torch.float64 and torch.equal(got, expected)
+    # channels-last codes (as the emulated layers pass them on) give the same sums
+    assert torch.equal(layer.window_sums(codes.contiguous(memory_format=torch.channels_last)), expected)
