@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .emulation import window_sums
 from .kernels import get_kernel
 
 SCHEMES = ("int8", "uint8")
@@ -240,18 +241,9 @@ class QuantConv2d(QuantLayer, nn.Conv2d):
     def window_sums(self, codes: torch.Tensor) -> torch.Tensor:
         """Sum of the codes in every receptive field, per group: (N, groups, Ho, Wo) float64."""
         n, c, h, w = codes.shape
-        g = self.groups
-        # Sum over the group's channels in the codes' float32 where exact (partial sums <= 255 C/g < 2^24;
-        # no float64 copy of the whole input), then over the kernel taps in float64 on the small result.
-        dtype = torch.float32 if codes.dtype == torch.float32 and 255 * (c // g) < (1 << 24) else torch.float64
-        per_group = codes.to(dtype).view(n, g, c // g, h, w).sum(2).to(torch.float64)  # (N, g, H, W)
         (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.stride, self.dilation
-        ho, wo = (h - dh * (kh - 1) - 1) // sh + 1, (w - dw * (kw - 1) - 1) // sw + 1
-        out = torch.zeros((n, g, ho, wo), dtype=torch.float64, device=codes.device)
-        for i in range(kh):
-            for j in range(kw):
-                out += per_group[:, :, i * dh : i * dh + (ho - 1) * sh + 1 : sh, j * dw : j * dw + (wo - 1) * sw + 1 : sw]
-        return out
+        out_size = ((h - dh * (kh - 1) - 1) // sh + 1, (w - dw * (kw - 1) - 1) // sw + 1)
+        return window_sums(codes, self.groups, (kh, kw), (sh, sw), (dh, dw), out_size)
 
 
 class QuantLinear(QuantLayer, nn.Linear):

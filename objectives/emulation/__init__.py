@@ -27,6 +27,7 @@ from ._exact import ExactKernel
 from ._factorise import Factorisation, exact_factorisation
 from ._factory import AUTO_MAX_CHANNELS, choose_method, make_kernel
 from ._gather import GatherKernel
+from ._im2col import window_sums
 from ._lowrank import LowRankKernel
 from ._reference import ReferenceKernel
 
@@ -45,4 +46,5 @@ __all__ = [
     "exact_factorisation",
     "lowrank_plans",
     "make_kernel",
+    "window_sums",
 ]

@@ -5,15 +5,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from multipliers._record import operand_values
-
 from ._analysis import is_exact
 from ._base import PreparedWeight, ProductKernel
-from ._stacked import StackedGemm
+from ._centred import exact_gemm
 
 
 class ExactKernel(ProductKernel):
-    """One float32 conv/GEMM of the operand values (float64 results).
+    """One float32 conv/GEMM of the operand values (float64 results); unsigned codes centred first
+    (``a w = (a - 128)(w - 128) + 128 a + 128 (w - 128)``, :mod:`._centred`), halving magnitudes.
 
     Exact while every partial sum is an integer below 2^24, checked per layer from the weights
     (``sum |w| * max|a|`` per output channel); layers beyond it split the weights into limbs
@@ -27,8 +26,7 @@ class ExactKernel(ProductKernel):
         super().__init__(lut, signed)
         if not is_exact(self.lut, self.signed):
             raise ValueError("the table is not the exact product table: use method 'lowrank' or 'gather'")
-        values = operand_values(self.signed)[None, :]
-        self._gemm = StackedGemm(values, values, self.signed)
+        self._gemm = exact_gemm(self.signed)
 
     def _prepare(self, w: torch.Tensor, prepared: PreparedWeight) -> None:
         self._gemm.prepare(w, prepared.data)

@@ -41,13 +41,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from multipliers._record import exact_lut, operand_values
+from multipliers._record import exact_lut
 
 from ._base import PreparedWeight, ProductKernel
+from ._centred import exact_gemm
 from ._im2col import bag_row_base, bag_rows, channels_last, tap_rows, values_channels_last
 from ._operands import codes, offset
 from ._precision import FLOAT32_EXACT, FLOAT64_EXACT, MAX_LIMBS, split_limbs
-from ._stacked import StackedGemm
 
 #: Layer tables up to this many float32 entries are kept in the prepared weight (64 MiB).
 TABLE_CACHE_ENTRIES = 1 << 24
@@ -69,8 +69,7 @@ class GatherKernel(ProductKernel):
 
     def __init__(self, lut: np.ndarray, signed: bool) -> None:
         super().__init__(lut, signed)
-        values = operand_values(self.signed)[None, :]
-        self._exact = StackedGemm(values, values, self.signed)
+        self._exact = exact_gemm(self.signed)
         self._sources = {"lut": self.lut, "error": self.lut - exact_lut(self.signed).astype(np.int64)}
         self._device_tables: dict[tuple, tuple[torch.Tensor, torch.Tensor, int]] = {}
         self._flat_tables: dict[tuple, torch.Tensor] = {}

@@ -94,3 +94,29 @@ def bag_rows(
     out = torch.empty((n, ho, wo, groups, kh, kw, cg), dtype=torch.int32, device=cl.device)
     torch.add(patches, base, out=out)
     return out.view(n, ho, wo, groups, kh * kw * cg)
+
+
+def window_sums(
+    x: torch.Tensor,
+    groups: int,
+    kernel_size: tuple[int, int],
+    stride: tuple[int, int],
+    dilation: tuple[int, int],
+    out_size: tuple[int, int],
+) -> torch.Tensor:
+    """Sum of the operand values in every receptive field, per group: float64 (N, groups, Ho, Wo).
+
+    ``x`` is a padded (N, C, H, W) tensor of integer values in [-255, 255] (any memory format).
+    Channel sums run in float32 where exact (partial sums at most 255 C/groups < 2^24: no
+    float64 copy of the input), the kernel taps as strided slice-adds on the small float64 result.
+    """
+    n, c, h, w = x.shape
+    cg = c // groups
+    dtype = torch.float32 if x.dtype == torch.float32 and 255 * cg < (1 << 24) else torch.float64
+    per_group = x.to(dtype).view(n, groups, cg, h, w).sum(2).to(torch.float64)  # (N, g, H, W)
+    (kh, kw), (sh, sw), (dh, dw), (ho, wo) = kernel_size, stride, dilation, out_size
+    out = torch.zeros((n, groups, ho, wo), dtype=torch.float64, device=x.device)
+    for i in range(kh):
+        for j in range(kw):
+            out += per_group[:, :, i * dh : i * dh + (ho - 1) * sh + 1 : sh, j * dw : j * dw + (wo - 1) * sw + 1 : sw]
+    return out
