@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .emulation import window_sums
+from .emulation import conv_output_size, window_sums
 from .kernels import get_kernel
 
 SCHEMES = ("int8", "uint8")
@@ -240,10 +240,8 @@ class QuantConv2d(QuantLayer, nn.Conv2d):
 
     def window_sums(self, codes: torch.Tensor) -> torch.Tensor:
         """Sum of the codes in every receptive field, per group: (N, groups, Ho, Wo) float64."""
-        n, c, h, w = codes.shape
-        (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.stride, self.dilation
-        out_size = ((h - dh * (kh - 1) - 1) // sh + 1, (w - dw * (kw - 1) - 1) // sw + 1)
-        return window_sums(codes, self.groups, (kh, kw), (sh, sw), (dh, dw), out_size)
+        out_size = conv_output_size(codes.shape, tuple(self.weight.shape), self.stride, self.dilation, self.groups)
+        return window_sums(codes, self.groups, self.kernel_size, self.stride, self.dilation, out_size)
 
 
 class QuantLinear(QuantLayer, nn.Linear):

@@ -180,6 +180,6 @@ def export_command(args: argparse.Namespace) -> int:
     index, point = pick_point(front, args.pick, args.max_drop)
     written = export_point(folder, front, index, point, args.out)
     print(f"front point {index}: {point.energy_saving:.1f}% multiplier energy saved, top-1 {point.top1:.2f}% "
-          f"(drop {point.drop:.2f}{'' if point.drop_se is None else f' ± {point.drop_se:.2f}'}); "
+          f"(drop {point.drop_text()}); "
           f"wrote {len(written)} files to {args.out}")
     return 0

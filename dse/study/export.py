@@ -218,7 +218,7 @@ def _readme(study: str, index: int, point: FrontPoint, front: Front, used: list[
     return f"""# Approximate-multiplier assignment: {study}, front point {index}
 
 Measured with bit-exact, error-injected integer inference: top-1 {point.top1:.2f}% against {front.baseline_top1:.2f}%
-for exact multipliers ({front.images} test images), a drop of {point.drop:.2f}{'' if point.drop_se is None else f' ± {point.drop_se:.2f} (standard error)'} points (the surrogate predicted
+for exact multipliers ({front.images} test images), a drop of {point.drop_text()} points (± its standard error) (the surrogate predicted
 {'-' if point.predicted_drop is None else f'{point.predicted_drop:.2f}'}). Multiplier energy saved: {point.energy_saving:.1f}%;
 whole-MAC energy (multiplier plus 32-bit accumulator add) saved: {point.mac_saving:.1f}%.
 Compensation: {compensation_label(point.compensation)} (each layer's in `assignment.json`). Designs used: {', '.join(used)}.

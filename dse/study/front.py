@@ -38,6 +38,10 @@ class FrontPoint(NamedTuple):
         """JSON-ready record."""
         return self._asdict()
 
+    def drop_text(self) -> str:
+        """The measured drop with its standard error where known: ``0.40 ± 0.21``."""
+        return f"{self.drop:.2f}" if self.drop_se is None else f"{self.drop:.2f} ± {self.drop_se:.2f}"
+
 
 class Front(NamedTuple):
     """A study's result: the confirmed front and everything its reports show."""

@@ -19,17 +19,12 @@ def _num(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def _drop(p: FrontPoint) -> str:
-    """The measured drop with its standard error where known: ``0.40 ± 0.21``."""
-    return _num(p.drop) if p.drop_se is None else f"{p.drop:.2f} ± {p.drop_se:.2f}"
-
-
 def front_table(front: Front) -> str:
     """The confirmed front, best energy first, with what each column means."""
     header = ["#", "mult. energy saved %", "MAC energy saved %", "top-1 %", "drop ± s.e.", "predicted", "distinct",
               "compensation", "role"]
     rows = [
-        [i, _num(p.energy_saving, 1), _num(p.mac_saving, 1), _num(p.top1), _drop(p), _num(p.predicted_drop),
+        [i, _num(p.energy_saving, 1), _num(p.mac_saving, 1), _num(p.top1), p.drop_text(), _num(p.predicted_drop),
          p.distinct, compensation_label(p.compensation), p.role]
         for i, p in enumerate(front.points)
     ]
@@ -52,7 +47,7 @@ def levels_table(front: Front) -> str:
         if p is None:
             rows.append([f"<= {level:g}", "-", "-", "-", "-", "-"])
         else:
-            rows.append([f"<= {level:g}", _num(p.energy_saving, 1), _num(p.mac_saving, 1), _num(p.top1), _drop(p),
+            rows.append([f"<= {level:g}", _num(p.energy_saving, 1), _num(p.mac_saving, 1), _num(p.top1), p.drop_text(),
                          index.get(p.key, "-")])
     note = ("multiplier energy: MACs x energy per product per layer (the zoo's cost, or with [objectives] energy = "
             "\"activity\" switching activity under the layer's operands), saved against exact multipliers in the same "

@@ -29,6 +29,7 @@ from ._factory import AUTO_MAX_CHANNELS, choose_method, make_kernel
 from ._gather import GatherKernel
 from ._im2col import window_sums
 from ._lowrank import LowRankKernel
+from ._operands import conv_output_size
 from ._reference import ReferenceKernel
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "ProductKernel",
     "ReferenceKernel",
     "choose_method",
+    "conv_output_size",
     "exact_factorisation",
     "lowrank_plans",
     "make_kernel",

@@ -64,6 +64,3 @@ def exact_gemm(signed: bool) -> "StackedGemm | CentredGemm":
         values = operand_values(True)[None, :]
         return StackedGemm(values, values, signed=True)
     return CentredGemm()
-
-
-__all__ = ["CENTRE", "CentredGemm", "exact_gemm"]

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from multipliers._record import operand_values
 
 from ._gemm import integer_conv2d, uses_conv
+from ._im2col import values_channels_last
 from ._operands import codes, offset
 from ._precision import FLOAT32_EXACT, FLOAT64_EXACT, MAX_LIMBS, partial_sum_bound, split_limbs
 
@@ -151,7 +152,7 @@ class StackedGemm:
         if channels_last:
             if r == 1 and self.identity[0]:
                 return x.to(dtype).contiguous(memory_format=torch.channels_last)
-            idx = torch.empty((n, h, w, c), dtype=torch.int32, device=x.device).copy_(x.permute(0, 2, 3, 1))
+            idx = values_channels_last(x)
             if self.signed:
                 idx.add_(offset(self.signed))
             by_code = self._by_code(x.device, dtype)  # (256, R)
