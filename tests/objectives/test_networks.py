@@ -79,3 +79,18 @@ def test_digits_cnn_is_trained_once_and_cached(digits):
     for a, b in zip(network.model.state_dict().values(), again.model.state_dict().values()):
         assert torch.equal(a, b)
     assert evaluate(network.model, data, progress=False).top1 >= 95.0
+
+
+def test_digits_cnn_training_does_not_depend_on_the_callers_random_state(monkeypatch):
+    from objectives.networks import digits_cnn
+
+    monkeypatch.setattr(digits_cnn, "EPOCHS", 1)  # the weights, not the accuracy, are compared
+    weights = []
+    for state in (1, 2):
+        torch.manual_seed(state)  # a different global state, and so different initial weights
+        model = digits_cnn.DigitsCNN()
+        before = torch.get_rng_state()
+        digits_cnn.train(model)
+        assert torch.equal(torch.get_rng_state(), before)  # the caller's RNG is left as it was
+        weights.append(model.state_dict())
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
