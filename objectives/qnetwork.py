@@ -19,6 +19,7 @@ from .kernels import get_kernel
 from .layers import LayerInfo
 from .operand_stats import HistogramObserver, OperandHistograms
 from .qlayers import Arithmetic, QuantLayer, exact_arithmetic
+from .weight_tuning import apply_weight_map, tuned_error_table, tuned_weight_map
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,8 @@ class QuantizedNetwork:
 
     ``layers``: name -> :class:`LayerInfo` (GEMM dims per image). ``histograms``: name ->
     :class:`OperandHistograms` on the calibration images. Call it like a model: ``net(x)``.
+    ``weight_tuning``: when true, every layer with an approximate design stores its weights tuned to
+    that design (:mod:`objectives.weight_tuning`); exact layers keep theirs.
     """
 
     def __init__(
@@ -51,11 +54,13 @@ class QuantizedNetwork:
         self.batch_size = batch_size
         self.name = name
         self.assignment: dict[str, Any] = {}
-        self.compensation = "none"
+        self.compensation: str | dict[str, str] = "none"
         self.injection: dict[str, ErrorSpec] = {}
         self.method = "auto"
         self._histograms: dict[str, OperandHistograms] | None = None
-        self._affine_cache: dict[tuple[str, str], AffineFit] = {}
+        self._affine_cache: dict[tuple[str, str, bool], AffineFit] = {}
+        self.weight_tuning = False
+        self._weight_maps: dict[tuple[str, str, bool], np.ndarray] = {}
 
     # -- running ----------------------------------------------------------------------------------
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -72,6 +77,41 @@ class QuantizedNetwork:
         """The layer's weight operands (int64 values as the LUT sees them), (O, C/g, kh, kw) or (O, K)."""
         return self.layer(name).weight_codes.numpy().astype(np.int64)
 
+    def weight_map(self, name: str, multiplier: Any, compensation: str | None = None) -> np.ndarray | None:
+        """Layer ``name``'s weights tuned to ``multiplier`` under ``compensation`` (default: the layer's current
+        mode) as a map over LUT indices, (256,); None without weight tuning or for an exact design."""
+        if not self.weight_tuning or multiplier is None or multiplier.is_exact:
+            return None
+        compensated = self._mode(name, compensation) != "none"
+        key = (name, multiplier.lut_sha256, compensated)
+        if key not in self._weight_maps:
+            hist = self.histograms[name]
+            self._weight_maps[key] = tuned_weight_map(
+                multiplier.lut, self.scheme == "int8", hist.activation, hist.weight, self.layers[name].k, compensated)
+        return self._weight_maps[key]
+
+    def operand_weights(self, name: str, multiplier: Any, compensation: str | None = None) -> torch.Tensor:
+        """The weight operands ``multiplier`` multiplies in layer ``name``: its tuned weights, or the layer's own."""
+        layer = self.layer(name)
+        weight_map = self.weight_map(name, multiplier, compensation)
+        if weight_map is None:
+            return layer.weight_codes
+        tuned = apply_weight_map(layer.weight_codes.numpy(), weight_map, self.scheme == "int8")
+        return torch.from_numpy(tuned).to(layer.weight_codes.dtype)
+
+    def error_table(self, name: str, multiplier: Any, compensation: str | None = None) -> np.ndarray:
+        """``multiplier``'s error in layer ``name`` per (activation, original weight), int64 (256, 256)."""
+        weight_map = self.weight_map(name, multiplier, compensation)
+        if weight_map is None:
+            return multiplier.error_table
+        return tuned_error_table(multiplier.lut, self.scheme == "int8", weight_map)
+
+    def _mode(self, name: str, compensation: str | None) -> str:
+        if compensation is not None:
+            return compensation
+        current = self.compensation
+        return current if isinstance(current, str) else current.get(name, "none")
+
     @property
     def histograms(self) -> dict[str, OperandHistograms]:
         """Per layer operand histograms on the calibration images (computed once, with exact arithmetic)."""
@@ -87,14 +127,20 @@ class QuantizedNetwork:
 
     # -- configuration ------------------------------------------------------------------------------
     def set_assignment(
-        self, mapping: Mapping[str, Any], compensation: str = "none", method: str = "auto", imports: Sequence[str] = ()
+        self, mapping: Mapping[str, Any], compensation: str | Mapping[str, str] = "none", method: str = "auto",
+        imports: Sequence[str] = (),
     ) -> None:
-        """Give layers multipliers (names or Multiplier records); others exact; optional compensation."""
-        if compensation not in MODES:
-            raise AssignmentError(f"unknown compensation {compensation!r}; choose one of {', '.join(MODES)}")
+        """Give layers multipliers (names or Multiplier records); others exact; optional compensation, one
+        mode for every layer or ``{layer: mode}`` (layers left out: none)."""
+        modes = {name: compensation if isinstance(compensation, str) else compensation.get(name, "none")
+                 for name in self.layers}
+        for mode in sorted(set(modes.values())):
+            if mode not in MODES:
+                raise AssignmentError(f"unknown compensation {mode!r}; choose one of {', '.join(MODES)}")
         resolved = resolve_assignment(mapping, self.layers, self.scheme, imports)
-        if compensation in ("affine", "threshold"):
-            self._fit_affine(resolved, method)
+        fitted = {n: m for n, m in resolved.items() if modes[n] in ("affine", "threshold")}
+        if fitted:
+            self._fit_affine(fitted, modes, method)
         signed = self.scheme == "int8"
         for name in self.layers:
             layer = self.layer(name)
@@ -104,9 +150,10 @@ class QuantizedNetwork:
                 layer.set_correction(None, None)
                 continue
             kernel = get_kernel(multiplier.lut, signed, method)
-            layer.arithmetic = Arithmetic(kernel, layer.weight_codes, multiplier.name)
-            layer.set_correction(*self._correction(name, multiplier, compensation))
-        self.assignment, self.compensation, self.method = resolved, compensation, method
+            layer.arithmetic = Arithmetic(kernel, self.operand_weights(name, multiplier, modes[name]), multiplier.name)
+            layer.set_correction(*self._correction(name, multiplier, modes[name]))
+        stored = compensation if isinstance(compensation, str) else dict(compensation)
+        self.assignment, self.compensation, self.method = resolved, stored, method
 
     def set_injection(self, mapping: Mapping[str, ErrorSpec], seed: int = 0) -> None:
         """Synthetic errors per layer (layers left out get none); replaces any earlier injection."""
@@ -157,7 +204,8 @@ class QuantizedNetwork:
         with torch.no_grad():
             exact = layer.products(codes, exact_arithmetic(layer.weight_codes, self.scheme))
             emulated = exact if multiplier is None else layer.products(
-                codes, Arithmetic(get_kernel(multiplier.lut, self.scheme == "int8", method), layer.weight_codes)
+                codes, Arithmetic(get_kernel(multiplier.lut, self.scheme == "int8", method),
+                                  self.operand_weights(name, multiplier, self._mode(name, None)))
             )
         return GemmOutputs(codes, exact, emulated)
 
@@ -166,26 +214,29 @@ class QuantizedNetwork:
         if mode == "none":
             return None, None
         if mode == "affine":
-            return self._affine_cache[(name, multiplier.lut_sha256)].result()
+            return self._affine_cache[self._affine_key(name, multiplier)].result()
         if mode == "threshold":
-            return None, self._affine_cache[(name, multiplier.lut_sha256)].threshold_offset(self._zero_crossing(name))
+            fit = self._affine_cache[self._affine_key(name, multiplier)]
+            return None, fit.threshold_offset(self._zero_crossing(name))
         layer = self.layer(name)
         b = expected_error(
-            multiplier.error_table, self.histograms[name].activation_per_channel,
+            self.error_table(name, multiplier, mode), self.histograms[name].activation_per_channel,
             layer.lut_index(layer.weight_codes).numpy(), layer.groups if isinstance(layer, nn.Conv2d) else 1,
         )
         return None, -torch.from_numpy(b)
 
-    def _fit_affine(self, resolved: Mapping[str, Any], method: str) -> None:
+    def _fit_affine(self, resolved: Mapping[str, Any], modes: Mapping[str, str], method: str) -> None:
         """Fit gain/offset per channel for every (layer, design) not fitted before, in one calibration pass."""
-        todo = {n: m for n, m in resolved.items() if not m.is_exact and (n, m.lut_sha256) not in self._affine_cache}
+        todo = {n: m for n, m in resolved.items()
+                if not m.is_exact and self._affine_key(n, m) not in self._affine_cache}
         if not todo:
             return
         fits = {name: AffineFit() for name in todo}
         signed = self.scheme == "int8"
+        weights = {name: self.operand_weights(name, m, modes[name]) for name, m in todo.items()}
 
         def observer(layer: QuantLayer, codes: torch.Tensor, name: str) -> None:
-            approx = Arithmetic(get_kernel(todo[name].lut, signed, method), layer.weight_codes)
+            approx = Arithmetic(get_kernel(todo[name].lut, signed, method), weights[name])
             zero = layer.zero_point_terms(codes) if self.scheme == "uint8" else 0.0
             fits[name].update(layer.products(codes, approx) - zero, layer.products(codes) - zero)
 
@@ -193,7 +244,12 @@ class QuantizedNetwork:
         with self._exact(), self._observing(observers):
             self._run_calibration("affine fit")
         for name, fit in fits.items():
-            self._affine_cache[(name, todo[name].lut_sha256)] = fit
+            self._affine_cache[self._affine_key(name, todo[name])] = fit
+
+    def _affine_key(self, name: str, multiplier: Any) -> tuple[str, str, bool]:
+        """Affine and threshold share one fit per (layer, design, weight tuning): both compensate, so both
+        see the same tuned weights."""
+        return name, multiplier.lut_sha256, self.weight_tuning
 
     def _zero_crossing(self, name: str) -> torch.Tensor:
         """Per channel, the exact accumulator at which the layer's output is 0: ``-bias / scale`` (float64)."""

@@ -31,6 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     mode.add_argument("--multiplier", metavar="NAME", help="one zoo design in every layer")
     mode.add_argument("--assign", type=Path, metavar="FILE.json", help="per-layer assignment: JSON object layer -> multiplier")
     ev.add_argument("--compensate", choices=COMPENSATIONS, default="none", help="per-channel error compensation folded into requantisation (threshold: offset unbiased at each channel's ReLU threshold; see objectives/INFERENCE.md)")
+    ev.add_argument("--tune-weights", action="store_true", help="store each approximate layer's weights tuned to its design (ALWANN; objectives/weight_tuning.py)")
     ev.add_argument("--limit", type=int, metavar="N", help="evaluate a fixed class-balanced subset of N images")
     ev.add_argument("--calibration", type=int, default=256, metavar="N", help="calibration images (default 256)")
     ev.add_argument("--method", choices=METHODS, default="auto", help="emulation kernel path (default auto)")
@@ -47,8 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def eval_command(args: argparse.Namespace) -> int:
     """Handler of ``dse eval``."""
-    if args.float and args.compensate != "none":
-        raise UserError("--compensate applies to quantised networks; drop it or --float")
+    if args.float and (args.compensate != "none" or args.tune_weights):
+        raise UserError("--compensate and --tune-weights apply to quantised networks; drop them or --float")
     for flag, value in (("--limit", args.limit), ("--calibration", args.calibration), ("--batch-size", args.batch_size)):
         if value is not None and value <= 0:
             raise UserError(f"{flag} must be a positive number, got {value}")
@@ -72,10 +73,12 @@ def eval_command(args: argparse.Namespace) -> int:
                 mapping = {layer: args.multiplier for layer in net.layers}
             elif args.assign:
                 mapping = load_assignment(args.assign)
+            net.weight_tuning = args.tune_weights
             net.set_assignment(mapping, compensation=args.compensate, method=args.method, imports=args.imports)
             result = evaluate(net, data, args.limit, args.batch_size)
             what = args.multiplier or (str(args.assign) if args.assign else "exact")
             label = f"{args.scheme}, {what}" + (f", {args.compensate} compensation" if mapping and args.compensate != "none" else "")
+            label += ", weights tuned" if mapping and args.tune_weights else ""
     if args.json:
         print(json.dumps(result.as_dict()))
     else:

@@ -3,7 +3,8 @@
 Written into a fresh folder that replaces ``--out`` in one rename (never half an export)::
 
     assignment.json, assignment.csv   per layer: GEMM dims, MACs, design and its identity, LUT SHA-256,
-                                      compensation per output channel, energy (pJ per image)
+                                      compensation per output channel, energy (pJ per image), and the
+                                      weight map when the study tunes weights to their designs
     luts/<design>.npy, .csv           the LUT of every design used (zoo indexing, row = activation)
     README.md                         what the files are
     rtl/, tb/, compensation.*, energy.*   Verilog and testbenches (multipliers.hardware), when available
@@ -35,7 +36,7 @@ logger = logging.getLogger(__name__)
 CSV_COLUMNS = (
     "layer", "kind", "m", "k", "n", "macs", "multiplier", "family", "params", "signed", "lut_sha256",
     "relative_energy", "energy_method", "multiplier_pj_per_mac", "multiplier_pj", "accumulate_pj", "mac_pj",
-    "compensation", "compensation_scale", "compensation_bias",
+    "compensation", "compensation_scale", "compensation_bias", "weight_map",
 )
 
 
@@ -44,6 +45,12 @@ _ENERGY_NOTE = {
     "activity": "energy per product from switching activity of the synthesised netlist under the layer's "
                 "calibration operands; designs without a netlist keep their table cost relative to exact (energy_method)",
 }
+
+_TUNED_NOTE = (
+    "  Weights are tuned to their design: `weight_map` (256 operand values, for weight values -128..127 (int8) or\n"
+    "  codes 0..255 (uint8) in order) gives the operand to store in place of each quantised weight; the measured\n"
+    "  accuracy is with these weights (zero-point terms, uint8, use the original codes). Layers with `null` keep theirs.\n"
+)
 
 
 def pick_point(front: Front, pick: int | None, max_drop: float | None) -> tuple[int, FrontPoint]:
@@ -85,7 +92,13 @@ def export_point(folder: "StudyFolder", front: Front, index: int, point: FrontPo
 
         with objective_errors():
             corrections = build_target(config, [zoo[d["name"]] for d in folder.designs]).corrections(point.assignment, point.compensation)
-    layers = _layer_rows(folder, point, designs, corrections)
+    weight_maps: dict[str, list[int]] = {}
+    if config.compensation.tune_weights:
+        from .target import build_target
+
+        with objective_errors():
+            weight_maps = build_target(config, [zoo[d["name"]] for d in folder.designs]).weight_maps(point.assignment, point.compensation)
+    layers = _layer_rows(folder, point, designs, corrections, weight_maps)
     parent = out.resolve().parent
     if not parent.is_dir():
         raise UserError(f"cannot write {out}: folder {parent} does not exist")
@@ -111,7 +124,8 @@ def export_point(folder: "StudyFolder", front: Front, index: int, point: FrontPo
             (staging / "luts" / f"{name}.npy").write_bytes(buffer.getvalue())
             np.savetxt(staging / "luts" / f"{name}.csv", zoo[name].lut, fmt="%d", delimiter=",")
         hardware = _hardware_bundle(staging, layers, zoo)
-        (staging / "README.md").write_text(_readme(config.name, index, point, front, used, hardware, config.objectives.energy))
+        (staging / "README.md").write_text(
+            _readme(config.name, index, point, front, used, hardware, config.objectives.energy, bool(weight_maps)))
         if out.exists():
             shutil.rmtree(out)
         staging.rename(out)
@@ -121,7 +135,7 @@ def export_point(folder: "StudyFolder", front: Front, index: int, point: FrontPo
     return sorted(p for p in out.rglob("*") if p.is_file())
 
 
-def _layer_rows(folder, point: FrontPoint, designs: dict, corrections: dict) -> list[dict[str, Any]]:
+def _layer_rows(folder, point: FrontPoint, designs: dict, corrections: dict, weight_maps: dict) -> list[dict[str, Any]]:
     config = folder.config
     exact = folder.designs[0]["name"]
     energy = _energy_per_product(folder)
@@ -143,6 +157,7 @@ def _layer_rows(folder, point: FrontPoint, designs: dict, corrections: dict) -> 
             "compensation": layer_compensation(point.compensation, name) if name in corrections else "none",
             "compensation_scale": corrections.get(name, {}).get("gain"),
             "compensation_bias": corrections.get(name, {}).get("offset"),
+            "weight_map": weight_maps.get(name),
         })
     return rows
 
@@ -178,7 +193,7 @@ def _csv(rows: list[dict[str, Any]]) -> str:
             if c == "params":
                 v = json.dumps(v, sort_keys=True)
             elif isinstance(v, list):
-                v = " ".join(f"{x:.9g}" for x in v)
+                v = " ".join(str(x) if isinstance(x, int) else f"{x:.9g}" for x in v)
             elif v is None:
                 v = ""
             values.append(v)
@@ -207,7 +222,8 @@ def _hardware_bundle(staging: Path, layers: list[dict[str, Any]], zoo: Any) -> b
     return True
 
 
-def _readme(study: str, index: int, point: FrontPoint, front: Front, used: list[str], hardware: bool, energy: str) -> str:
+def _readme(study: str, index: int, point: FrontPoint, front: Front, used: list[str], hardware: bool, energy: str,
+            tuned: bool = False) -> str:
     rtl = (
         "* `rtl/<design>.v` — synthesisable Verilog of each design; `rtl/axm_config_pkg.sv` maps layer index to design;\n"
         "  `rtl/axm_layer_multiplier.sv` instantiates the design of a layer; `tb/` self-checking testbenches\n"
@@ -231,7 +247,7 @@ Compensation: {compensation_label(point.compensation)} (each layer's in `assignm
   under uniform operands and 0.1 pJ per 32-bit add at 45 nm, Horowitz ISSCC 2014; {_ENERGY_NOTE[energy]}),
   and the compensation per output channel: the accumulator becomes
   `compensation_scale[n] * acc + compensation_bias[n]` (accumulator units, folded into requantisation).
-* `assignment.csv` — the same, one row per layer (per-channel lists space-separated, parameters as JSON).
+{_TUNED_NOTE if tuned else ""}* `assignment.csv` — the same, one row per layer (per-channel lists space-separated, parameters as JSON).
 * `luts/<design>.npy` and `.csv` — each design's 256 x 256 product table; row = activation operand, column =
   weight operand; unsigned designs at codes 0..255, signed designs at value + 128 (values -128..127).
 {rtl}"""

@@ -74,6 +74,11 @@ class CompensationSection:
         "its design",
         choices=COMPENSATIONS,
     )
+    tune_weights: bool = key(
+        False, "store each approximate layer's weights tuned to its design: every weight w replaced by the operand "
+        "whose approximate products are closest to w's exact ones under the layer's activations (ALWANN; free in "
+        "hardware, no retraining)",
+    )
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from objectives.distortion.network_score import ScoreTable
-from objectives.distortion.surrogate import NetworkSurrogate, design_set_key
+from objectives.distortion.surrogate import NetworkSurrogate, design_set_key, tuning_key
 
 from .encoding import COMPENSATION_CHOICES
 
@@ -99,7 +99,7 @@ def build_study_surrogate(
     target: "Target", multipliers: Sequence[Any], compensation: str, folder: Path, progress: bool = True
 ) -> "Surrogate":
     """The study's surrogate for its compensation mode, loaded from ``folder`` or built and saved there."""
-    cache = Path(folder) / design_set_key(multipliers, compensation)
+    cache = Path(folder) / design_set_key(multipliers, compensation, tuning_key(target.qnet))
     ready = (cache / "surrogate.json").is_file() and (compensation != SEARCHED or (cache / CHOICES_FILE).is_file())
     if ready:
         return SearchedSurrogate.load(cache) if compensation == SEARCHED else NetworkSurrogate.load(cache)

@@ -70,6 +70,20 @@ class Target:
             }
         return out
 
+    def weight_maps(self, assignment: Mapping[str, str], compensation: "Compensation") -> dict[str, list[int]]:
+        """Per layer whose weights are tuned to its design: the operand stored for each weight value, in
+        operand-value order (int8: -128..127, uint8: 0..255); empty without weight tuning."""
+        from multipliers import operand_values
+
+        by_name = {m.name: m for m in self.multipliers}
+        values = operand_values(self.qnet.scheme == "int8")
+        out = {}
+        for layer, design in assignment.items():
+            weight_map = self.qnet.weight_map(layer, by_name[design], layer_compensation(compensation, layer))
+            if weight_map is not None:
+                out[layer] = [int(v) for v in values[weight_map]]
+        return out
+
 
 #: One compensation mode for every layer, or one per layer (``{layer: mode}``, compensation searched).
 Compensation = Union[str, Mapping[str, str]]
@@ -83,23 +97,11 @@ def layer_compensation(compensation: Compensation, layer: str) -> str:
 
 
 def apply_assignment(qnet: Any, mapping: Mapping[str, "Multiplier"], compensation: Compensation) -> None:
-    """Give the quantised network its designs and each layer its compensation (one mode, or one per layer).
-
-    Per layer: each mode's corrections are fitted by the network for the layers that take it (they
-    depend on the layer and its design alone), then every layer gets its own folded in.
-    """
+    """Give the quantised network its designs and each layer its compensation (one mode, or one per layer)."""
     if isinstance(compensation, str):
         qnet.set_assignment(mapping, compensation=layer_compensation(compensation, ""))
-        return
-    corrections = {}
-    for mode in ("bias", "affine"):
-        subset = {k: m for k, m in mapping.items() if layer_compensation(compensation, k) == mode}
-        if subset:
-            qnet.set_assignment(subset, compensation=mode)
-            corrections.update({k: (qnet.layer(k).gain, qnet.layer(k).offset) for k in subset})
-    qnet.set_assignment(mapping, compensation="none")
-    for k, (gain, offset) in corrections.items():
-        qnet.layer(k).set_correction(gain, offset)
+    else:
+        qnet.set_assignment(mapping, compensation={k: layer_compensation(compensation, k) for k in mapping})
 
 
 @contextlib.contextmanager
@@ -137,6 +139,7 @@ def build_target(config: "StudyConfig", multipliers: list["Multiplier"] | None =
             network.model, data.calibration, network.input_shape, config.quantization.scheme,
             batch_size=section.batch_size, name=network.name,
         )
+        qnet.weight_tuning = config.compensation.tune_weights
     names = list(qnet.layers)
     where = str(config.path)
     for key_name, listed in (("network.layers", config.network.layers), ("network.exact", config.network.exact)):

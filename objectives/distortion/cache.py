@@ -9,17 +9,18 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .surrogate import NetworkSurrogate, design_set_key
+from .surrogate import NetworkSurrogate, design_set_key, tuning_key
 
 logger = logging.getLogger(__name__)
 
 
-def surrogate_folder(key_parts: Sequence[str], designs: Sequence[Any], compensation: str, scheme: str, root: Path | None = None) -> Path:
-    """The cache folder of a surrogate: user cache / surrogates / hash of its inputs."""
+def surrogate_folder(key_parts: Sequence[str], designs: Sequence[Any], compensation: str, scheme: str,
+                     root: Path | None = None, extra: str = "") -> Path:
+    """The cache folder of a surrogate: user cache / surrogates / hash of its inputs (``extra``: weight tuning)."""
     from ..paths import cache_dir
 
     network_key = hashlib.sha256("\x00".join([*key_parts, scheme]).encode()).hexdigest()[:12]
-    return (root or cache_dir() / "surrogates") / f"{network_key}-{design_set_key(designs, compensation)}"
+    return (root or cache_dir() / "surrogates") / f"{network_key}-{design_set_key(designs, compensation, extra)}"
 
 
 def fit_drop_map(
@@ -62,7 +63,7 @@ def cached_surrogate(
     map_points: int = 12, limit: int | None = 1000, seed: int = 0, progress: bool = True, root: Path | None = None,
 ) -> NetworkSurrogate:
     """Load the surrogate for these inputs from the cache, or build it (and its drop map) and save it."""
-    folder = surrogate_folder(key_parts, designs, compensation, qnet.scheme, root)
+    folder = surrogate_folder(key_parts, designs, compensation, qnet.scheme, root, tuning_key(qnet))
     surrogate = None
     if (folder / "surrogate.json").is_file():
         try:

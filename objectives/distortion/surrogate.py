@@ -1,6 +1,6 @@
 """The network surrogate: predicted accuracy drop of per-layer assignments, as array arithmetic.
 
-Built once per (network, design set, compensation) from calibration data:
+Built once per (network, design set, compensation, weight tuning) from calibration data:
 per-layer operand statistics (:mod:`.operands`), the weight-aware error model of every design
 in every layer (:mod:`.layer_model`), per-layer sensitivities (:mod:`.sensitivity`), and a
 monotone map from the predicted logit error to the top-1 drop, fitted on a few real evaluations.
@@ -195,9 +195,17 @@ class NetworkSurrogate:
             from tqdm import tqdm
 
             iterator = tqdm(iterator, total=len(names), desc="surrogate table", unit="layer")
+        tuned = getattr(qnet, "weight_tuning", False)
         for li, name in iterator:
-            moments = [channel_moments(op, errors) for op in operands[name]]
+            by_tuning: dict[bool, tuple[np.ndarray, list]] = {}
             for compensation in compensations:
+                # with weight tuning, each design's error with the layer's weights tuned to it (for this mode)
+                compensated = tuned and compensation != "none"
+                if compensated not in by_tuning:
+                    layer_errors = errors if not tuned else np.stack(
+                        [qnet.error_table(name, m, compensation) for m in multipliers]).astype(np.float64)
+                    by_tuning[compensated] = layer_errors, [channel_moments(op, layer_errors) for op in operands[name]]
+                layer_errors, moments = by_tuning[compensated]
                 parts = [_error_parts(mo, compensation) for mo in moments]
                 bias, gain, residual = (np.concatenate([p[i] for p in parts], axis=1) for i in range(3))
                 contributions[compensation][li] = sensitivities[name].logit_error(bias, gain, residual)
@@ -205,7 +213,8 @@ class NetworkSurrogate:
                     if level == "weight-aware":
                         predicted = sum(op.m * _energy_per_row(mo, compensation) for op, mo in zip(operands[name], moments))
                     else:
-                        predicted = sum(predict_error_energy(op, errors, level, compensation) for op in operands[name])
+                        predicted = sum(
+                            predict_error_energy(op, layer_errors, level, compensation) for op in operands[name])
                     distortion[compensation][level][li] = relative_distortion(predicted, max(energy[name], 1e-300))
         designs = tuple(m.name for m in multipliers)
         macs = np.array([qnet.layers[name].macs for name in names], dtype=np.float64)
@@ -236,9 +245,15 @@ def _error_parts(moments: dict[str, np.ndarray], compensation: str) -> tuple[np.
 
 
 def design_set_key(multipliers: Sequence[Any], compensation: str, extra: str = "") -> str:
-    """A short hash naming a surrogate built for these designs and this compensation."""
+    """A short hash naming a surrogate built for these designs and this compensation (``extra``: anything else
+    deciding it, such as weight tuning)."""
     digest = hashlib.sha256()
     for m in multipliers:
         digest.update(m.name.encode() + m.lut_sha256.encode())
     digest.update(compensation.encode() + extra.encode() + f"model {MODEL_REVISION}".encode())
     return digest.hexdigest()[:16]
+
+
+def tuning_key(qnet: Any) -> str:
+    """The part of a surrogate's key that says whether the network tunes its weights to its designs."""
+    return "tuned weights" if getattr(qnet, "weight_tuning", False) else ""
