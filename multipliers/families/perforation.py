@@ -33,7 +33,9 @@ class Perforation(Family):
     citation = "Zervakis et al., IEEE TVLSI 24(10), 2016"
 
     def grid(self, signed: bool) -> list[dict]:
-        return [{"s": s, "m": m} for s, m in ((0, 1), (0, 2), (1, 2), (0, 3), (2, 2))]
+        # m = 4 from row 0 keeps the weight's 4 high bits: with weights tuned to it (objectives.weight_tuning)
+        # a network sees 4-bit weights rather than dropped partial products
+        return [{"s": s, "m": m} for s, m in ((0, 1), (0, 2), (1, 2), (0, 3), (2, 2), (0, 4))]
 
     def check_params(self, signed: bool, s: int = 0, m: int = 0) -> None:
         if not 0 <= int(s) <= BITS - 1:

@@ -99,3 +99,35 @@ def test_shipped_areas_agree_with_the_arrays_structure():
                 pairs += 1
                 assert entry(x)["transistors"] < entry(y)["transistors"], (x.name, y.name)
     assert pairs > 50
+
+
+def test_regenerate_missing_keeps_shipped_entries_and_adds_new_designs(synth, tmp_path, monkeypatch):
+    import gzip
+    import json
+    import shutil
+
+    from multipliers.hardware import precomputed, regenerate
+
+    costs, netlists = tmp_path / "costs.json", tmp_path / "netlists.json.gz"
+    shutil.copy(precomputed.COSTS_FILE, costs)
+    shutil.copy(precomputed.NETLISTS_FILE, netlists)
+    table = json.loads(costs.read_text())
+    shipped = table["designs"].pop("perf_s_s0_m2")  # as if this design were new
+    costs.write_text(json.dumps(table))
+    for module in (precomputed, regenerate):
+        monkeypatch.setattr(module, "COSTS_FILE", costs)
+        monkeypatch.setattr(module, "NETLISTS_FILE", netlists)
+    precomputed.cost_table.cache_clear()
+    precomputed._netlists.cache_clear()
+    try:
+        designs = [get_family("exact").make(True), get_family("perf").make(True, s=0, m=2),
+                   get_family("trunc").make(True, t=4)]
+        written = regenerate.regenerate(designs, jobs=1, missing=True)
+        assert list(written["designs"]) == [m.name for m in designs]  # only the designs given, in their order
+        assert written["designs"]["trunc_s_t4"] == table["designs"]["trunc_s_t4"]  # kept as shipped
+        assert written["designs"]["perf_s_s0_m2"]["transistors"] == shipped["transistors"]  # synthesised again
+        with gzip.open(netlists, "rt") as f:
+            assert list(json.load(f)) == [m.name for m in designs]
+    finally:
+        precomputed.cost_table.cache_clear()
+        precomputed._netlists.cache_clear()
