@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from dse.cli import main
 
 
@@ -67,6 +69,7 @@ def test_layers_of_a_torchvision_model_need_no_weights(capsys):
     assert "layer4.1.conv2" in out and "21 layers" in out
 
 
-def test_float_with_compensation_is_refused(capsys):
-    assert main(["eval", "--network", "digits-cnn", "--float", "--compensate", "bias"]) == 2
-    assert "--compensate applies to quantised networks" in capsys.readouterr().err
+@pytest.mark.parametrize("flags", [["--compensate", "bias"], ["--tune-weights"]])
+def test_float_with_compensation_or_weight_tuning_is_refused(capsys, flags):
+    assert main(["eval", "--network", "digits-cnn", "--float", *flags]) == 2
+    assert "--compensate and --tune-weights apply to quantised networks" in capsys.readouterr().err
