@@ -11,6 +11,15 @@ the target and the smallest measured beyond it. Each round measures, per bracket
 front point in its middle (in energy), so a bracket about halves every round;
 with no measured point beyond a target yet, the point the refitted map predicts nearest above it.
 The drop map is refitted on every earlier measurement before each round (for predictions only).
+
+Only front points that are no near-twin of a measured one count as unmeasured: within
+:data:`RESOLUTION_ENERGY` in energy and :data:`RESOLUTION_SCORE` in log score of a calibration or
+candidate measurement (typically the same assignment but for a small layer), a point adds little
+to that measurement (on the digits study such pairs measure about one test image apart). So a
+bracket with only near-twins inside is settled, a gap whose only inside points are near-twins gets
+no more points, and no two brackets of a round pick near-twins. The measurements saved go to
+distinct assignments, which near zero drop is what finds better points: there, which of several
+assignments of similar energy measures best is mostly sampling noise.
 """
 
 from __future__ import annotations
@@ -21,7 +30,7 @@ import numpy as np
 
 from .confirm import CALIBRATION, CANDIDATE, Job, Measurement
 from .front import non_dominated
-from .problem import AssignmentProblem
+from .problem import AssignmentProblem, log_scores
 from .seeding import spread_in_score
 
 if TYPE_CHECKING:
@@ -32,6 +41,11 @@ CAP_FACTOR = 10.0
 #: New points per target bracket and round (bisection), and gap-filling points per round.
 BRACKET_POINTS = 1
 FILL_POINTS = 2
+#: Near-twins: front points this close to a measured one in energy (percentage points of exact) and
+#: in log10 score (0.02: about 5 %) are not measured again (the search's own resolution; such points
+#: mostly differ in a layer too small to move either objective).
+RESOLUTION_ENERGY = 0.5
+RESOLUTION_SCORE = 0.02
 
 
 def make_job(problem: AssignmentProblem, x: np.ndarray, compensation: str, role: str,
@@ -112,18 +126,40 @@ def _nearest_energy(inside: np.ndarray, energy: np.ndarray, marks: Sequence[floa
     return picks
 
 
+def _twins(energy: np.ndarray, log_score: np.ndarray, at_energy: np.ndarray, at_log_score: np.ndarray) -> np.ndarray:
+    """Whether each point lies within :data:`RESOLUTION_ENERGY` and :data:`RESOLUTION_SCORE` of an ``at`` point."""
+    if len(at_energy) == 0:
+        return np.zeros(len(energy), dtype=bool)
+    near = (np.abs(energy[:, None] - np.asarray(at_energy)[None]) <= RESOLUTION_ENERGY) & (
+        np.abs(log_score[:, None] - np.asarray(at_log_score)[None]) <= RESOLUTION_SCORE)
+    return near.any(axis=1)
+
+
+def _unmeasured(problem: AssignmentProblem, X: np.ndarray, energy: np.ndarray, scores: np.ndarray,
+                measured: Sequence[Measurement], tried_scores: np.ndarray, tried_energy: np.ndarray,
+                compensation: str) -> np.ndarray:
+    """Front points neither measured nor a near-twin of a calibration or candidate measurement."""
+    keys = {m.key for m in measured}
+    fresh = np.array([_key(problem, x, compensation) not in keys for x in X], dtype=bool)
+    return fresh & ~_twins(energy, log_scores(scores), tried_energy, log_scores(tried_scores))
+
+
 def round_jobs(problem: AssignmentProblem, front: tuple[np.ndarray, np.ndarray, np.ndarray],
                measured: Sequence[Measurement], baseline_top1: float, levels: Sequence[float], limit: int,
                compensation: str, round_: int) -> list[Job]:
-    """One round of the per-target search: up to :data:`BRACKET_POINTS` new front points per bracket."""
+    """One round of the per-target search: up to :data:`BRACKET_POINTS` new front points per bracket.
+
+    Inside a bracket count only points that are no near-twin of a measurement or of this round's
+    earlier picks; a bracket without such points is settled.
+    """
     X, energy, numbers = front
     if len(X) == 0 or limit <= 0:
         return []
-    keys = {m.key for m in measured}
     scores = problem.score(X)
+    log_score = log_scores(scores)
     predicted = problem.predict_drop(X)
     tried_scores, tried_energy, tried_drops = _tried(problem, measured, baseline_top1)
-    fresh = np.array([_key(problem, x, compensation) not in keys for x in X])
+    fresh = _unmeasured(problem, X, energy, scores, measured, tried_scores, tried_energy, compensation)
     picks: list[int] = []
     brackets: list[tuple[float, float]] = []
     for level in levels:
@@ -144,7 +180,10 @@ def round_jobs(problem: AssignmentProblem, front: tuple[np.ndarray, np.ndarray, 
         else:  # nothing measured beyond the target: the map's best guess just above it
             above = inside[predicted[inside] > level]
             chosen = [int(above[np.argmin(predicted[above])]) if len(above) else int(inside[np.argmax(scores[inside])])]
-        picks += [i for i in chosen if i not in picks]
+        chosen = [i for i in chosen if i not in picks]
+        picks += chosen
+        if chosen:  # later brackets pick no near-twin of these
+            fresh &= ~_twins(energy, log_score, energy[chosen], log_score[chosen])
     jobs = [make_job(problem, X[i], compensation, CANDIDATE, predicted[i], int(numbers[i]), round_) for i in picks]
     return jobs[:limit]
 
@@ -152,23 +191,24 @@ def round_jobs(problem: AssignmentProblem, front: tuple[np.ndarray, np.ndarray, 
 def fill_jobs(problem: AssignmentProblem, front: tuple[np.ndarray, np.ndarray, np.ndarray],
               measured: Sequence[Measurement], baseline_top1: float, limit: int, compensation: str,
               round_: int) -> list[Job]:
-    """Once the targets are settled: fill the gaps of the confirmed front that could add the most area.
+    """Fill the gaps of the confirmed front that could add the most area (every round, after the brackets).
 
     Between consecutive confirmed front points a and b (exact first; energy saved e, drop d), a new
     point can add at most (e_b - e_a) x (d_b - d_a) to the front's hypervolume; the largest such gaps
     get the unmeasured surrogate-front point nearest their middle in energy, :data:`FILL_POINTS` per round.
+    Near-twins of measured points do not count as unmeasured, so a gap that stays open gets a distinct
+    assignment each round, and one whose inside holds only near-twins gets none.
     """
     X, energy, numbers = front
     if len(X) == 0 or limit <= 0:
         return []
-    keys = {m.key for m in measured}
     scores = problem.score(X)
     tried_scores, tried_energy, tried_drops = _tried(problem, measured, baseline_top1)
     within = tried_drops <= problem.max_drop
     F = np.stack([tried_energy[within], np.maximum(tried_drops[within], 0.0)], axis=1)
     keep = non_dominated(F) if len(F) else np.zeros(0, dtype=bool)
     confirmed = sorted([(0.0, 100.0, 0.0)] + list(zip(tried_scores[within][keep], F[keep, 0], F[keep, 1])))
-    fresh = np.array([_key(problem, x, compensation) not in keys for x in X])
+    fresh = _unmeasured(problem, X, energy, scores, measured, tried_scores, tried_energy, compensation)
     gaps = []
     for (s_a, e_a, d_a), (s_b, e_b, d_b) in zip(confirmed, confirmed[1:]):
         inside = np.flatnonzero((scores > s_a) & (scores < s_b) & fresh)
