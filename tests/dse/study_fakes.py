@@ -47,3 +47,18 @@ class FakeSurrogate:
 
     def fit_drop_map(self, X: np.ndarray, measured: np.ndarray) -> None:
         self.fits += 1
+
+
+def searched_problem(seed: int = 1, trials: int = 400):
+    """A fake-surrogate problem over :data:`LAYERS` and :func:`candidates`, and a random search history of it."""
+    from dse.study.encoding import Encoding
+    from dse.study.history import SearchHistory
+    from dse.study.problem import AssignmentProblem
+    from objectives.hardware_cost import EnergyModel
+
+    ms = candidates()
+    encoding = Encoding.build([layer.name for layer in LAYERS], [m.name for m in ms])
+    problem = AssignmentProblem(encoding, EnergyModel(LAYERS, ms), FakeSurrogate(LAYERS, ms), max_drop=2.0)
+    genes = np.random.default_rng(seed).integers(0, encoding.sizes, size=(trials, encoding.n_genes))
+    ev = problem.evaluate(genes)
+    return problem, SearchHistory(genes, ev.F, ev.G, np.arange(len(genes)), [{} for _ in genes])

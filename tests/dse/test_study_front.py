@@ -13,14 +13,11 @@ from dse.study.confirm import BASELINE, CALIBRATION, CANDIDATE, ConfirmStore, Jo
 from dse.study.encoding import Encoding
 from dse.study.export import pick_point
 from dse.study.front import compute_front, non_dominated
-from dse.study.history import SearchHistory
 from dse.study.phases import round_jobs, surrogate_front, targets
-from dse.study.problem import AssignmentProblem
 from dse.study.render import front_csv, front_json, front_table, levels_table
 from dse.study.storage import open_study
-from objectives.hardware_cost import EnergyModel
 
-from .study_fakes import LAYERS, FakeSurrogate, candidates
+from .study_fakes import LAYERS, candidates, searched_problem
 
 NAMES = [l.name for l in LAYERS]
 
@@ -95,14 +92,7 @@ def test_front_levels_and_renderings(store):
 
 
 def test_confirmation_rounds_bisect_towards_each_target():
-    ms = candidates()
-    names = [m.name for m in ms]
-    encoding = Encoding.build(NAMES, names)
-    problem = AssignmentProblem(encoding, EnergyModel(LAYERS, ms), FakeSurrogate(LAYERS, ms), max_drop=2.0)
-    rng = np.random.default_rng(1)
-    genes = rng.integers(0, encoding.sizes, size=(400, encoding.n_genes))
-    ev = problem.evaluate(genes)
-    history = SearchHistory(genes, ev.F, ev.G, np.arange(len(genes)), [{} for _ in genes])
+    problem, history = searched_problem()
     front = surrogate_front(problem, history)
     scores = problem.score(front[0])
     assert np.all(np.diff(front[1][np.argsort(scores)]) <= 1e-9)  # more score, less energy along the front

@@ -5,26 +5,17 @@ import pytest
 
 from dse.study import phases
 from dse.study.confirm import CANDIDATE, Measurement
-from dse.study.encoding import Encoding
-from dse.study.history import SearchHistory
 from dse.study.phases import fill_jobs, make_job, round_jobs, surrogate_front
-from dse.study.problem import AssignmentProblem, log_scores
-from objectives.hardware_cost import EnergyModel
+from dse.study.problem import log_scores
 
-from .study_fakes import LAYERS, FakeSurrogate, candidates
+from .study_fakes import searched_problem
 
 BASELINE = 90.0
 
 
 @pytest.fixture
 def study():
-    ms = candidates()
-    encoding = Encoding.build([l.name for l in LAYERS], [m.name for m in ms])
-    problem = AssignmentProblem(encoding, EnergyModel(LAYERS, ms), FakeSurrogate(LAYERS, ms), max_drop=2.0)
-    rng = np.random.default_rng(1)
-    genes = rng.integers(0, encoding.sizes, size=(400, encoding.n_genes))
-    ev = problem.evaluate(genes)
-    history = SearchHistory(genes, ev.F, ev.G, np.arange(len(genes)), [{} for _ in genes])
+    problem, history = searched_problem()
     front = surrogate_front(problem, history)
     order = np.argsort(problem.score(front[0]))
     return problem, tuple(a[order] for a in front)  # front in score order
