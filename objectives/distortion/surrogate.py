@@ -186,7 +186,8 @@ class NetworkSurrogate:
         sensitivities = linearised_sensitivities(qnet, progress=progress)
         energy = {name: sum(op.output_energy for op in ops) for name, ops in operands.items()}
         calibrate_by_injection(qnet, sensitivities, energy, seed=seed, progress=progress)
-        errors = error_tables(multipliers)
+        tuned = getattr(qnet, "weight_tuning", False)
+        errors = None if tuned else error_tables(multipliers)  # with tuning, per layer below
         names = list(qnet.layers)
         contributions = {c: np.zeros((len(names), len(multipliers))) for c in compensations}
         distortion = {c: {level: np.zeros((len(names), len(multipliers))) for level in LEVELS} for c in compensations}
@@ -195,7 +196,6 @@ class NetworkSurrogate:
             from tqdm import tqdm
 
             iterator = tqdm(iterator, total=len(names), desc="surrogate table", unit="layer")
-        tuned = getattr(qnet, "weight_tuning", False)
         for li, name in iterator:
             by_tuning: dict[bool, tuple[np.ndarray, list]] = {}
             for compensation in compensations:
