@@ -9,9 +9,9 @@ from ._base import BITS, Family, operand_grid
 from ._common import array_structure
 
 
-def _kept(k: int) -> np.ndarray:
+def _kept(k: int, kw: int) -> np.ndarray:
     i, j = np.indices((BITS, BITS))
-    return (i >= k) & (j >= k)
+    return (i >= k) & (j >= kw)
 
 
 def truncate_operand(x: np.ndarray, k: int, comp: bool) -> np.ndarray:
@@ -23,9 +23,15 @@ def truncate_operand(x: np.ndarray, k: int, comp: bool) -> np.ndarray:
     return t
 
 
-class OperandTruncation(Family):
-    """Operand truncation: both operands lose their ``k`` least significant bits before an exact (8-k)x(8-k) multiply.
+# (activation LSBs, weight LSBs) dropped by the asymmetric designs of the default zoo
+ASYMMETRIC = ((1, 3), (2, 3), (1, 4), (2, 4), (1, 5), (2, 5))
 
+
+class OperandTruncation(Family):
+    """Operand truncation: the operands lose their least significant bits before an exact multiply.
+
+    The activation (row operand a) loses ``k`` bits and the weight (column operand b) ``kw``
+    bits, ``k`` unless given: an exact (8-k)x(8-kw) multiply.
     The classic precision-scaling baseline of the approximate-multiplier literature (e.g. the
     "truncated operand" designs in Jiang et al., "Approximate arithmetic circuits: a survey,
     characterization, and recent applications", Proc. IEEE 108(12), 2020). The plain design
@@ -42,24 +48,30 @@ class OperandTruncation(Family):
 
     def grid(self, signed: bool) -> list[dict]:
         plain = [{"k": k, "comp": False} for k in (1, 2, 3)]
-        return plain + [{"k": k, "comp": True} for k in (2, 3, 4)]
+        asymmetric = [{"k": k, "kw": kw, "comp": False} for k, kw in ASYMMETRIC]
+        return plain + [{"k": k, "comp": True} for k in (2, 3, 4)] + asymmetric
 
-    def check_params(self, signed: bool, k: int = 0, comp: bool = False) -> None:
+    def check_params(self, signed: bool, k: int = 0, comp: bool = False, kw: int | None = None) -> None:
         if not 0 <= int(k) <= BITS - 1:
             raise ValueError(f"optrunc: k (LSBs dropped per operand) must be in 0..{BITS - 1}, got {k}")
-        if comp and int(k) == 0:
-            raise ValueError("optrunc: comp needs k >= 1 (there is no dropped field to compensate)")
+        if kw is not None and not 0 <= int(kw) <= BITS - 1:
+            raise ValueError(f"optrunc: kw (weight LSBs dropped) must be in 0..{BITS - 1}, got {kw}")
+        if comp and min(int(k), int(k if kw is None else kw)) == 0:
+            raise ValueError("optrunc: comp needs k >= 1 and kw >= 1 (there is no dropped field to compensate)")
 
-    def lut(self, signed: bool, k: int = 0, comp: bool = False) -> np.ndarray:
+    def lut(self, signed: bool, k: int = 0, comp: bool = False, kw: int | None = None) -> np.ndarray:
         a, b = operand_grid(signed)
-        return truncate_operand(a, k, comp) * truncate_operand(b, k, comp)
+        return truncate_operand(a, k, comp) * truncate_operand(b, k if kw is None else kw, comp)
 
-    def structure(self, signed: bool, k: int = 0, comp: bool = False) -> GateCount:
+    def structure(self, signed: bool, k: int = 0, comp: bool = False, kw: int | None = None) -> GateCount:
+        kw = k if kw is None else kw
         extra: dict[int, int] = {}
         if comp and k > 0:
-            # a' b' = A B + 2^(k-1) (A + B) + 2^(2k-2): the wired 1s make the rows of A and B
+            # a' b' = A B + 2^(kw-1) A + 2^(k-1) B + 2^(k+kw-2): the wired 1s make the rows of A and B
             # plain wires (no AND gates) plus one constant bit.
             for i in range(k, BITS):
-                extra[i + k - 1] = extra.get(i + k - 1, 0) + 2
-            extra[2 * k - 2] = extra.get(2 * k - 2, 0) + 1
-        return array_structure(signed, _kept(k), extra)
+                extra[i + kw - 1] = extra.get(i + kw - 1, 0) + 1
+            for j in range(kw, BITS):
+                extra[j + k - 1] = extra.get(j + k - 1, 0) + 1
+            extra[k + kw - 2] = extra.get(k + kw - 2, 0) + 1
+        return array_structure(signed, _kept(k, kw), extra)

@@ -205,6 +205,13 @@ def test_parameters_out_of_range_are_refused(name):
         get_family(name).make(False, **BAD_PARAMS[name])
 
 
+def test_operand_truncation_refuses_a_weight_side_out_of_range():
+    with pytest.raises(ValueError, match="kw"):
+        get_family("optrunc").make(True, k=1, kw=8)
+    with pytest.raises(ValueError, match="comp needs"):
+        get_family("optrunc").make(True, k=1, kw=0, comp=True)
+
+
 # -- products worked out by hand ------------------------------------------------------------------
 
 HAND_EXAMPLES = [
@@ -224,6 +231,14 @@ HAND_EXAMPLES = [
     ("optrunc", False, {"k": 2, "comp": True}, 13, 6, 84),
     # signed optrunc k=2: -5 = ...11111011 -> ...11111000 = -8, 7 -> 4: -32
     ("optrunc", True, {"k": 2, "comp": False}, -5, 7, -32),
+    # asymmetric: the activation (row) loses k = 1 bit, the weight (column) kw = 3: 13 -> 12, 15 -> 8: 96;
+    # swapping the operands gives 14 * 8 = 112, so the roles are not interchangeable
+    ("optrunc", False, {"k": 1, "kw": 3}, 13, 15, 96),
+    ("optrunc", False, {"k": 1, "kw": 3}, 15, 13, 112),
+    # signed: -3 -> -4 (k = 1), -3 -> -8 (kw = 3): 32
+    ("optrunc", True, {"k": 1, "kw": 3}, -3, -3, 32),
+    # comp: 13 -> 1101 | 1 = 13 (k = 1), 13 -> 1000 | 100 = 12 (kw = 3): 156
+    ("optrunc", False, {"k": 1, "kw": 3, "comp": True}, 13, 13, 156),
     # kulkarni, all 16 blocks approximate: 15 = (3, 3) in base 4, every block gives 7:
     # 7 + 7*4 + 7*4 + 7*16 = 175
     ("kulkarni", False, {"cols": 7}, 15, 15, 175),
@@ -389,7 +404,7 @@ def test_sign_magnitude_families_match_a_scalar_reference(name, signed, data):
 ARRAY_KEEP = {
     "bam": lambda p: lambda i, j: j >= p["hbl"] and i + j >= p["vbl"],
     "perf": lambda p: lambda i, j: not p["s"] <= j < p["s"] + p["m"],
-    "optrunc": lambda p: lambda i, j: i >= p["k"] and j >= p["k"],
+    "optrunc": lambda p: lambda i, j: i >= p["k"] and j >= p.get("kw", p["k"]),
 }
 
 

@@ -36,12 +36,13 @@ def kept_array(c: Circuit) -> Word:
 
 @register("optrunc")
 def operand_truncation(c: Circuit) -> Word:
-    """The operands' k LSBs wired to 0 (or the top dropped bit to 1 with ``comp``) before a full array."""
+    """The operands' LSBs (k of a, kw of b) wired to 0 (or the top dropped bit to 1 with ``comp``) before a full array."""
     m = c.multiplier
     k, comp = int(m.params.get("k", 0)), bool(m.params.get("comp", False))
+    kw = int(m.params.get("kw", k))
 
-    def truncated(x: Word) -> Word:
-        return [x[i] if i >= k else (ONE if comp and i == k - 1 else ZERO) for i in range(BITS)]
+    def truncated(x: Word, dropped: int) -> Word:
+        return [x[i] if i >= dropped else (ONE if comp and i == dropped - 1 else ZERO) for i in range(BITS)]
 
     kept = np.ones((BITS, BITS), dtype=bool)
-    return array_multiplier(c, truncated(c.a), truncated(c.b), kept, m.output_width)
+    return array_multiplier(c, truncated(c.a, k), truncated(c.b, kw), kept, m.output_width)
