@@ -45,6 +45,16 @@ class DataSplit:
             raise DataError(f"--limit must be a positive number of images, got {limit}")
         return Subset(self.evaluation, balanced_subset(self.labels, limit, LIMIT_SEED).tolist())
 
+    def held_out(self, limit: int | None) -> Any:
+        """The evaluation images that :meth:`limited` (``limit``) leaves out, in order; empty without a limit."""
+        from torch.utils.data import Subset
+
+        if limit is None or limit >= len(self.labels):
+            return Subset(self.evaluation, [])
+        kept = np.zeros(len(self.labels), dtype=bool)
+        kept[balanced_subset(self.labels, limit, LIMIT_SEED)] = True
+        return Subset(self.evaluation, np.flatnonzero(~kept).tolist())
+
 
 def balanced_subset(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
     """Indices of ``n`` items taken round-robin over classes, each class in a seeded random order (sorted)."""

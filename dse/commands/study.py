@@ -110,7 +110,9 @@ def run_command(args: argparse.Namespace) -> int:
     print()
     print(front_table(report.front))
     phases = ", ".join(f"{k} {v:.0f} s" for k, v in report.timings.items())
-    print(f"\n{report.real_evaluations} real inferences, {report.surrogate_evaluations} surrogate evaluations; {phases}")
+    held = f" (and {report.held_out_evaluations} on held-out images)" if report.held_out_evaluations else ""
+    print(f"\n{report.real_evaluations} real inferences{held}, {report.surrogate_evaluations} surrogate evaluations; "
+          f"{phases}")
     print(f"study folder {directory}: {', '.join(p.name for p in written)}; storage {folder.storage} "
           "(opens in optuna-dashboard)")
     return 0

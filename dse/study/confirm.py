@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 BASELINE, CALIBRATION, CANDIDATE = "baseline", "calibration", "candidate"
+#: The ``subset`` attribute of measurements made on the held-out test images (the others have none).
+HELD_OUT = "held-out"
 COMPENSATION_PARAM = "compensation"
 
 
@@ -50,11 +52,13 @@ class Job(NamedTuple):
     mac_saving: float  # whole-MAC energy saved, percent
     search_trial: int | None = None
     round: int = 0  # 0: baseline and calibration; r >= 1: the r-th confirmation round
+    held_out: bool = False  # measured on the test images the confirmation does not use
 
     @property
     def key(self) -> str:
-        """The assignment hash."""
-        return assignment_hash(self.assignment, self.compensation)
+        """The assignment hash (suffixed for a measurement on the held-out images)."""
+        key = assignment_hash(self.assignment, self.compensation)
+        return f"{key}:{HELD_OUT}" if self.held_out else key
 
 
 class Measurement(NamedTuple):
@@ -75,6 +79,7 @@ class Measurement(NamedTuple):
     key: str
     number: int
     hits: str | None = None  # every image's top-1 hit, packed bits in base64 (absent in older studies)
+    held_out: bool = False  # measured on the held-out test images
 
     def hit_bytes(self) -> bytes:
         """The packed top-1 hits (empty when not recorded)."""
@@ -95,7 +100,15 @@ class ConfirmStore:
             self.distributions[f"{COMPENSATION_PARAM}:{name}"] = CategoricalDistribution(["none", "bias", "affine"])
 
     def measurements(self) -> dict[str, Measurement]:
-        """Every finished measurement, by assignment hash (the first one of a hash wins)."""
+        """Every finished measurement on the confirmation images, by assignment hash (the first one of a hash wins)."""
+        return {k: m for k, m in self.finished().items() if not m.held_out}
+
+    def held_out(self) -> dict[str, Measurement]:
+        """Every finished measurement on the held-out test images, by job key."""
+        return {k: m for k, m in self.finished().items() if m.held_out}
+
+    def finished(self) -> dict[str, Measurement]:
+        """Every finished measurement, by job key (the first one of a key wins)."""
         out: dict[str, Measurement] = {}
         for t in completed(self.study):
             a = t.user_attrs
@@ -108,7 +121,7 @@ class ConfirmStore:
             out[key] = Measurement(
                 assignment, compensation, a["role"], a["top1"], a["top5"], a["images"],
                 a["seconds"], t.values[0], a["mac_saving"], a.get("predicted_drop"), a.get("search_trial"), a.get("round", 0),
-                key, t.number, a.get("hits"),
+                key, t.number, a.get("hits"), a.get("subset") == HELD_OUT,
             )
         return out
 
@@ -141,6 +154,7 @@ class ConfirmStore:
                 "search_trial": job.search_trial,
                 "round": job.round,
                 **({"hits": result["hits"]} if result.get("hits") else {}),
+                **({"subset": HELD_OUT} if job.held_out else {}),
             },
         )
         self.study.add_trial(trial)
@@ -165,7 +179,7 @@ def measure(
     from tqdm import tqdm
 
     wanted = list({job.key: job for job in jobs}.values())
-    done = store.measurements()
+    done = store.finished()
     if all(job.key in done for job in wanted):
         return done
     images = config.confirmation.images or None
@@ -186,7 +200,7 @@ def measure(
                     _record(store, job, future.result(), baseline_top1, claims, claim)
                 if not (started or ended or running) and claims is not None:
                     time.sleep(claims.poll)  # every open job is another worker's
-                done = store.measurements()
+                done = store.finished()
                 bar.update(sum(job.key in done for job in wanted) - bar.n)
         except BaseException:
             pool.abort()
@@ -205,7 +219,7 @@ def _start(config, store, todo, running, pool, workers, images, claims) -> int:
         claim = claims.claim(job.key) if claims is not None else None
         if claims is not None and claim is None:
             continue  # another worker holds it
-        if claims is not None and job.key in store.measurements():  # finished by another worker meanwhile
+        if claims is not None and job.key in store.finished():  # finished by another worker meanwhile
             claims.release(claim)
             continue
         running[pool.submit(config, job, images)] = (job, claim)
@@ -216,11 +230,12 @@ def _start(config, store, todo, running, pool, workers, images, claims) -> int:
 def _record(store: ConfirmStore, job: Job, result: dict, baseline_top1: float | None, claims: "Claims | None",
             claim: int | None) -> None:
     """Store one finished measurement unless another worker stored it first; then release its claim."""
-    if job.key in store.measurements():
+    if job.key in store.finished():
         logger.warning("%s: measured by another worker as well (its claim was taken over); kept the first", job.key[:12])
     else:
         store.record(job, result, result["top1"] if baseline_top1 is None else baseline_top1)
-        logger.info("%s: top-1 %.2f%% (%d images, %.1f s)", job.role, result["top1"], result["images"], result["seconds"])
+        logger.info("%s%s: top-1 %.2f%% (%d images, %.1f s)", job.role, " (held out)" if job.held_out else "",
+                    result["top1"], result["images"], result["seconds"])
     if claims is not None and claim is not None:
         claims.release(claim)
 
@@ -230,7 +245,7 @@ class _InlinePool:
 
     def submit(self, config: "StudyConfig", job: Job, images: int | None) -> Future:
         future: Future = Future()
-        future.set_result(evaluate_job(config, job.assignment, job.compensation, images, threads=None))
+        future.set_result(evaluate_job(config, job.assignment, job.compensation, images, None, job.held_out))
         return future
 
     def finished(self, futures: list[Future], timeout: float | None) -> list[Future]:
@@ -250,7 +265,8 @@ class _ProcessPool:
         self.executor = get_reusable_executor(max_workers=workers, initializer=_ignore_interrupts)
 
     def submit(self, config: "StudyConfig", job: Job, images: int | None) -> Future:
-        return self.executor.submit(evaluate_job, config, job.assignment, job.compensation, images, self.threads)
+        return self.executor.submit(
+            evaluate_job, config, job.assignment, job.compensation, images, self.threads, job.held_out)
 
     def finished(self, futures: list[Future], timeout: float | None) -> list[Future]:
         if not futures:
@@ -274,9 +290,11 @@ def _workers(n_jobs: int, tasks: int) -> int:
 
 
 def evaluate_job(
-    config: "StudyConfig", assignment: Mapping[str, str], compensation: str, images: int | None, threads: int | None
+    config: "StudyConfig", assignment: Mapping[str, str], compensation: str, images: int | None, threads: int | None,
+    held_out: bool = False,
 ) -> dict[str, float]:
-    """Top-1/top-5 of one assignment (runs in worker processes; the target is built once per process)."""
+    """Top-1/top-5 of one assignment on the confirmation images, or with ``held_out`` on the test images they
+    leave out (runs in worker processes; the target is built once per process)."""
     if threads:  # a worker process: the parent already logged what the study set-up had to say
         import torch
 
@@ -284,4 +302,4 @@ def evaluate_job(
         logging.getLogger("dse.study.candidates").setLevel(logging.ERROR)
     from .target import build_target
 
-    return build_target(config).evaluate(assignment, compensation, images)
+    return build_target(config).evaluate(assignment, compensation, images, held_out=held_out)

@@ -33,6 +33,15 @@ class FrontPoint(NamedTuple):
     key: str
     trial: int
     drop_se: float | None = None  # standard error of the drop (paired, same images), points
+    held_out_drop: float | None = None  # the drop re-measured on the held-out test images, points
+    held_out_drop_se: float | None = None
+
+    def held_out_text(self) -> str:
+        """The held-out drop with its standard error, or ``-`` when not measured."""
+        if self.held_out_drop is None:
+            return "-"
+        se = "" if self.held_out_drop_se is None else f" ± {self.held_out_drop_se:.2f}"
+        return f"{self.held_out_drop:.2f}{se}"
 
     def as_dict(self) -> dict:
         """JSON-ready record."""
@@ -54,6 +63,8 @@ class Front(NamedTuple):
     measured: list[FrontPoint]  # every measurement but the baseline
     surrogate: np.ndarray  # (n, 2): energy saved %, predicted drop (the search's feasible front)
     levels: list[tuple[float, FrontPoint | None]]  # best measured point within each report level
+    held_out_images: int = 0  # test images of the held-out re-measurements (0: none made)
+    held_out_baseline_top1: float | None = None
 
 
 def compensation_label(compensation: str | dict[str, str]) -> str:
@@ -116,6 +127,14 @@ def compute_front(
     if baseline is None:
         return Front(study, float("nan"), 0, max_drop, [], [], surrogate, [(d, None) for d in report_drops])
     measured = [to_point(m, baseline) for m in measurements.values() if m.role != BASELINE]
+    held = store.held_out()
+    held_baseline = next((m for m in held.values() if m.role == BASELINE), None)
+    if held_baseline is not None:
+        again = {m.key.split(":")[0]: to_point(m, held_baseline) for m in held.values() if m.role != BASELINE}
+        measured = [
+            p._replace(held_out_drop=again[p.key].drop, held_out_drop_se=again[p.key].drop_se) if p.key in again else p
+            for p in measured
+        ]
     measured.sort(key=lambda p: (-p.energy_saving, p.drop))
     within = [p for p in measured if p.drop <= max_drop]
     F = np.array([[-p.energy_saving, p.drop] for p in within]).reshape(-1, 2)
@@ -125,4 +144,7 @@ def compute_front(
     for level in report_drops:
         fit = [p for p in measured if p.drop <= level]
         levels.append((level, max(fit, key=lambda p: (p.energy_saving, -p.drop)) if fit else None))
-    return Front(study, baseline.top1, baseline.images, max_drop, points, measured, surrogate, levels)
+    return Front(
+        study, baseline.top1, baseline.images, max_drop, points, measured, surrogate, levels,
+        held_baseline.images if held_baseline else 0, held_baseline.top1 if held_baseline else None,
+    )

@@ -11,7 +11,7 @@ from .front import Front, FrontPoint, compensation_label
 
 CSV_COLUMNS = (
     "index", "energy_saving", "mac_saving", "top1", "top5", "drop", "drop_se", "predicted_drop", "distinct",
-    "compensation", "role", "trial", "assignment",
+    "compensation", "role", "trial", "held_out_drop", "held_out_drop_se", "assignment",
 )
 
 
@@ -41,19 +41,26 @@ def front_table(front: Front) -> str:
 def levels_table(front: Front) -> str:
     """Best confirmed saving at each report level, multipliers alone and whole MACs."""
     header = ["max drop", "mult. energy saved %", "MAC energy saved %", "top-1 %", "measured drop ± s.e.", "front #"]
+    held = front.held_out_images > 0
+    header += ["held-out drop ± s.e."] if held else []
     index = {p.key: i for i, p in enumerate(front.points)}
     rows = []
     for level, p in front.levels:
         if p is None:
-            rows.append([f"<= {level:g}", "-", "-", "-", "-", "-"])
+            row = [f"<= {level:g}", "-", "-", "-", "-", "-"]
         else:
-            rows.append([f"<= {level:g}", _num(p.energy_saving, 1), _num(p.mac_saving, 1), _num(p.top1), p.drop_text(),
-                         index.get(p.key, "-")])
+            row = [f"<= {level:g}", _num(p.energy_saving, 1), _num(p.mac_saving, 1), _num(p.top1), p.drop_text(),
+                   index.get(p.key, "-")]
+        rows.append(row + ([p.held_out_text() if p is not None else "-"] if held else []))
     note = ("multiplier energy: MACs x energy per product per layer (the zoo's cost, or with [objectives] energy = "
             "\"activity\" switching activity under the layer's operands), saved against exact multipliers in the same "
             "layers; MAC energy adds a 32-bit accumulator add per MAC (45 nm: 8-bit multiply ~0.2 pJ, 32-bit add "
             "~0.1 pJ, Horowitz ISSCC 2014)")
-    return format_table(header, rows, "rrrrrr") + "\n" + note
+    if held:
+        note += (f"; held-out drop: the same point re-measured on the {front.held_out_images} test images the "
+                 f"confirmation did not use (exact top-1 {front.held_out_baseline_top1:.2f}% there), free of the "
+                 "selection bias of picking and measuring on the same images")
+    return format_table(header, rows, "rrrrrr" + ("r" if held else "")) + "\n" + note
 
 
 def front_json(front: Front) -> str:
@@ -79,6 +86,8 @@ def _row(p: FrontPoint) -> list:
         round(p.energy_saving, 4), round(p.mac_saving, 4), round(p.top1, 4), round(p.top5, 4), round(p.drop, 4),
         "" if p.drop_se is None else round(p.drop_se, 4),
         "" if p.predicted_drop is None else round(p.predicted_drop, 4), p.distinct, _compensation(p.compensation), p.role, p.trial,
+        "" if p.held_out_drop is None else round(p.held_out_drop, 4),
+        "" if p.held_out_drop_se is None else round(p.held_out_drop_se, 4),
     ]
 
 

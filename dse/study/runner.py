@@ -53,9 +53,10 @@ class RunReport:
     front: Front
     directory: Path
     timings: dict[str, float] = field(default_factory=dict)
-    real_evaluations: int = 0
+    real_evaluations: int = 0  # on the confirmation images (baseline, calibration, candidates)
     surrogate_evaluations: int = 0
     rounds: int = 0
+    held_out_evaluations: int = 0  # re-measurements on the held-out test images
 
 
 def build_surrogate(target: "Target", multipliers: list, compensation: str, folder: Path, progress: bool = True) -> "Surrogate":
@@ -167,12 +168,40 @@ def _run_phases(config, directory, target, multipliers, storage, store, claims, 
 
     from .outputs import write_surrogate_front
 
-    write_surrogate_front(directory, phases.surrogate_points(problem, history))
+    surrogate_points = phases.surrogate_points(problem, history)
+    write_surrogate_front(directory, surrogate_points)
     front = compute_front(
-        config.name, store, phases.surrogate_points(problem, history), config.constraints.max_drop,
-        config.confirmation.report_drops,
+        config.name, store, surrogate_points, config.constraints.max_drop, config.confirmation.report_drops
     )
-    return RunReport(front, directory, timings, len(store.measurements()), len(history), rounds)
+    if config.confirmation.held_out:
+        clock = time.perf_counter()
+        if _hold_out(config, target, store, front, exact_job, progress, claims):
+            front = compute_front(
+                config.name, store, surrogate_points, config.constraints.max_drop, config.confirmation.report_drops
+            )
+            timings["held-out check"] = time.perf_counter() - clock
+    return RunReport(front, directory, timings, len(store.measurements()), len(history), rounds,
+                     len(store.held_out()))
+
+
+def _hold_out(config, target, store, front, exact_job, progress, claims) -> bool:
+    """Re-measure the exact network and the point reported at each level on the test images the confirmation
+    left out; False when it used them all."""
+    images = config.confirmation.images
+    if not target.held_out_images(images):
+        logger.info("no held-out check: the confirmation used every test image (confirmation.images = %d)", images)
+        return False
+    baseline_job = exact_job._replace(held_out=True)
+    held = measure(config, store, [baseline_job], None, 1, "held-out check (exact)", progress, claims)
+    points = list({p.key: p for _, p in front.levels if p is not None}.values())
+    jobs = [
+        Job(p.assignment, p.compensation, p.role, p.predicted_drop, 100.0 - p.energy_saving, p.mac_saving,
+            held_out=True)
+        for p in points
+    ]
+    measure(config, store, jobs, held[baseline_job.key].top1, config.confirmation.jobs, "held-out check", progress,
+            claims)
+    return True
 
 
 @contextlib.contextmanager

@@ -144,6 +144,10 @@ class ConfirmationSection:
     images: int = key(0, "test images per confirmation (0: all)", minimum=0)
     jobs: int = key(2, "parallel confirmation processes (-1: all cores)", minimum=-1)
     report_drops: tuple[float, ...] = key((0.5, 1.0), "drop levels (points) at which the summary reports the saving")
+    held_out: bool = key(
+        True, "re-measure the point reported at each level, and the exact network, on the test images the "
+        "confirmation did not use (the confirmation images both pick the point and measure it)"
+    )
 
 
 @dataclass(frozen=True)
@@ -183,7 +187,7 @@ SECTIONS: dict[str, type] = {
 RESUMABLE = frozenset(
     {
         "study.description", "search.budget", "confirmation.candidates", "confirmation.jobs",
-        "confirmation.report_drops", "data.batch_size", "storage.url", "storage.journal",
+        "confirmation.report_drops", "confirmation.held_out", "data.batch_size", "storage.url", "storage.journal",
     }
 )
 

@@ -44,17 +44,24 @@ class Target:
         return self.qnet.layers[name]
 
     def evaluate(
-        self, assignment: Mapping[str, str], compensation: "Compensation", images: int | None, progress: bool = False
+        self, assignment: Mapping[str, str], compensation: "Compensation", images: int | None, progress: bool = False,
+        held_out: bool = False,
     ) -> dict[str, Any]:
-        """Top-1/top-5 of an assignment (layer -> design name; others exact) on the test images, and
-        ``hits``: every image's top-1 hit, packed bits in base64 (for the paired drop's standard error)."""
+        """Top-1/top-5 of an assignment (layer -> design name; others exact) on ``images`` test images (0 or None:
+        all), or with ``held_out`` on the test images those leave out, and ``hits``: every image's top-1 hit, packed
+        bits in base64 (for the paired drop's standard error)."""
         from objectives.evaluate import evaluate
 
         by_name = {m.name: m for m in self.multipliers}
+        data, limit = (self.data.held_out(images or None), None) if held_out else (self.data, images or None)
         with objective_errors():
             apply_assignment(self.qnet, {k: by_name[v] for k, v in assignment.items()}, compensation)
-            result = evaluate(self.qnet, self.data, images or None, self.config.data.batch_size, progress=progress)
+            result = evaluate(self.qnet, data, limit, self.config.data.batch_size, progress=progress)
         return {**result.as_dict(), "hits": base64.b64encode(result.hits).decode("ascii")}
+
+    def held_out_images(self, images: int | None) -> int:
+        """How many test images a confirmation on ``images`` of them (0 or None: all) leaves out."""
+        return len(self.data.held_out(images or None)) if hasattr(self.data, "held_out") else 0
 
     def corrections(self, assignment: Mapping[str, str], compensation: "Compensation") -> dict[str, dict[str, list[float]]]:
         """Per layer, the compensation applied per output channel: accumulator gain and offset."""

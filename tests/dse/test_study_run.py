@@ -57,6 +57,7 @@ def test_run_reports_the_confirmed_front_and_writes_the_folder(study):
     n = counts(folder)
     assert n["digits:search"] == 150
     assert 1 + 3 <= n["digits:confirm"] <= 1 + 3 + 4  # baseline, calibration, at most 4 candidates
+    assert "held-out" not in out  # the confirmation used every test image: none left for a held-out check
     assert not list(folder.glob("*.tmp"))
 
 

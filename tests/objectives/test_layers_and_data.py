@@ -37,3 +37,12 @@ def test_calibration_slice_is_left_out_of_evaluation(resnet20):
     subset = data.limited(50)
     assert len(subset) == 50
     assert np.all(np.bincount(data.labels[subset.indices], minlength=10) == 5)
+
+
+def test_held_out_images_are_the_evaluation_images_a_limit_leaves_out(resnet20):
+    _, data = resnet20
+    limited, held = data.limited(50), data.held_out(50)
+    assert len(limited) + len(held) == len(data.evaluation)
+    assert not set(limited.indices) & set(held.indices)
+    assert sorted(limited.indices + held.indices) == list(range(len(data.evaluation)))
+    assert len(data.held_out(None)) == 0 and len(data.held_out(len(data.evaluation))) == 0
