@@ -21,14 +21,15 @@ def _num(value: float | None, digits: int = 2) -> str:
 
 def front_table(front: Front) -> str:
     """The confirmed front, best energy first, with what each column means."""
+    held = front.held_out_images > 0
     header = ["#", "mult. energy saved %", "MAC energy saved %", "top-1 %", "drop ± s.e.", "predicted", "distinct",
-              "compensation", "role"]
+              "compensation", "role"] + (["held-out drop ± s.e."] if held else [])
     rows = [
         [i, _num(p.energy_saving, 1), _num(p.mac_saving, 1), _num(p.top1), p.drop_text(), _num(p.predicted_drop),
-         p.distinct, compensation_label(p.compensation), p.role]
+         p.distinct, compensation_label(p.compensation), p.role] + ([p.held_out_text()] if held else [])
         for i, p in enumerate(front.points)
     ]
-    lines = [format_table(header, rows, "rrrrrrrll")]
+    lines = [format_table(header, rows, "rrrrrrrll" + ("r" if held else ""))]
     lines.append(
         f"{front.study}: exact int baseline top-1 {front.baseline_top1:.2f}% on {front.images} images; drops in points "
         f"(measured on the same images as the baseline, ± its standard error from the images whose prediction flips, "

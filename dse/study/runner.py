@@ -185,15 +185,15 @@ def _run_phases(config, directory, target, multipliers, storage, store, claims, 
 
 
 def _hold_out(config, target, store, front, exact_job, progress, claims) -> bool:
-    """Re-measure the exact network and the point reported at each level on the test images the confirmation
-    left out; False when it used them all."""
+    """Re-measure the exact network, the confirmed front and the point reported at each level on the test images
+    the confirmation left out; False when it used them all."""
     images = config.confirmation.images
     if not target.held_out_images(images):
         logger.info("no held-out check: the confirmation used every test image (confirmation.images = %d)", images)
         return False
     baseline_job = exact_job._replace(held_out=True)
     held = measure(config, store, [baseline_job], None, 1, "held-out check (exact)", progress, claims)
-    points = list({p.key: p for _, p in front.levels if p is not None}.values())
+    points = list({p.key: p for p in [*front.points, *(p for _, p in front.levels if p is not None)]}.values())
     jobs = [
         Job(p.assignment, p.compensation, p.role, p.predicted_drop, 100.0 - p.energy_saving, p.mac_saving,
             held_out=True)

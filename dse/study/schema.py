@@ -145,8 +145,8 @@ class ConfirmationSection:
     jobs: int = key(2, "parallel confirmation processes (-1: all cores)", minimum=-1)
     report_drops: tuple[float, ...] = key((0.5, 1.0), "drop levels (points) at which the summary reports the saving")
     held_out: bool = key(
-        True, "re-measure the point reported at each level, and the exact network, on the test images the "
-        "confirmation did not use (the confirmation images both pick the point and measure it)"
+        True, "re-measure the confirmed front and the exact network on the test images the confirmation did not "
+        "use (the confirmation images both pick the front's points and measure them)"
     )
 
 

@@ -40,7 +40,7 @@ def study(tmp_path_factory):
     return folder, out
 
 
-def test_the_reported_points_are_re_measured_on_the_images_the_confirmation_left_out(study):
+def test_the_front_is_re_measured_on_the_images_the_confirmation_left_out(study):
     from objectives.data import LIMIT_SEED, balanced_subset
     from objectives.evaluate import evaluate
     from torch.utils.data import Subset
@@ -52,7 +52,7 @@ def test_the_reported_points_are_re_measured_on_the_images_the_confirmation_left
     held = [t for t in confirm_trials(folder) if t.user_attrs.get("subset") == "held-out"]
     points = json.loads((folder / "front.json").read_text())
     reported = [p for p in points if p["held_out_drop"] is not None]
-    assert reported and len(held) == 1 + len(reported)  # the exact network and each level's point
+    assert reported == points and len(held) == 1 + len(points)  # the exact network and every front point
     assert all(t.user_attrs["images"] == 180 for t in held)
 
     # the same figures from an independent evaluation on the complement of the confirmation subset
