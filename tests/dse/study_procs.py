@@ -46,7 +46,14 @@ def start(out: Path, *args: str, delay: float = 0.0, hang_after: int | None = No
         env[HANG_VARIABLE] = str(hang_after)
     argv = [sys.executable, str(ENTRY), "run", str(DIGITS), "--out", str(out), "--quiet",
             "--heartbeat", str(HEARTBEAT), *overrides(*extra), *args]
-    return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                            preexec_fn=_default_interrupt)
+
+
+def _default_interrupt() -> None:
+    """Ctrl-C raises KeyboardInterrupt in the run, as in a terminal, even when the test suite itself runs as a
+    background job (whose children inherit SIGINT ignored; Python then installs no handler)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def finish(process: subprocess.Popen) -> tuple[int, str, str]:
