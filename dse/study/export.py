@@ -222,6 +222,14 @@ def _hardware_bundle(staging: Path, layers: list[dict[str, Any]], zoo: Any) -> b
     return True
 
 
+def _held_out_sentence(point: FrontPoint, front: Front) -> str:
+    """The held-out re-measurement of the point, as a sentence (empty when none was made)."""
+    if point.held_out_drop is None:
+        return ""
+    return (f" Re-measured on the {front.held_out_images} test images the study's confirmation did not use (free of the "
+            f"selection on the confirmation images): a drop of {point.held_out_text()} points.")
+
+
 def _readme(study: str, index: int, point: FrontPoint, front: Front, used: list[str], hardware: bool, energy: str,
             tuned: bool = False) -> str:
     rtl = (
@@ -235,7 +243,7 @@ def _readme(study: str, index: int, point: FrontPoint, front: Front, used: list[
 
 Measured with bit-exact, error-injected integer inference: top-1 {point.top1:.2f}% against {front.baseline_top1:.2f}%
 for exact multipliers ({front.images} test images), a drop of {point.drop_text()} points (± its standard error) (the surrogate predicted
-{'-' if point.predicted_drop is None else f'{point.predicted_drop:.2f}'}). Multiplier energy saved: {point.energy_saving:.1f}%;
+{'-' if point.predicted_drop is None else f'{point.predicted_drop:.2f}'}).{_held_out_sentence(point, front)} Multiplier energy saved: {point.energy_saving:.1f}%;
 whole-MAC energy (multiplier plus 32-bit accumulator add) saved: {point.mac_saving:.1f}%.
 Compensation: {compensation_label(point.compensation)} (each layer's in `assignment.json`). Designs used: {', '.join(used)}.
 

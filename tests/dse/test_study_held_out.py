@@ -91,6 +91,17 @@ def test_front_and_csv_carry_the_held_out_drop_and_a_rerun_measures_nothing(stud
     assert code == 0 and "held_out_drop" in text.splitlines()[0]
 
 
+def test_the_export_states_the_held_out_drop(study, tmp_path):
+    folder, _ = study
+    point = json.loads((folder / "front.json").read_text())[0]
+    code, _ = run_quiet("export", folder, "--pick", 0, "--out", tmp_path / "export")
+    assert code == 0
+    document = json.loads((tmp_path / "export" / "assignment.json").read_text())
+    assert document["point"]["held_out_drop"] == pytest.approx(point["held_out_drop"])
+    readme = (tmp_path / "export" / "README.md").read_text()
+    assert "Re-measured on the 180 test images" in readme and f"{point['held_out_drop']:.2f}" in readme
+
+
 def test_switched_off_there_is_no_check(tmp_path):
     folder = tmp_path / "digits"
     code, out = run_quiet("run", DIGITS, "--out", folder, "--quiet", *SMALL, "--set", "confirmation.held_out=false")
