@@ -30,6 +30,13 @@ def front_plot(front: Front) -> bytes:
         order = np.argsort(f[:, 0])
         axes.step(f[order, 0], f[order, 1], "-", where="post", color="tab:red", lw=1)
         axes.plot(f[:, 0], f[:, 1], "o", color="tab:red", label="confirmed front")
+        held = [p for p in front.points if p.held_out_drop is not None]
+        if held:  # each point's re-measurement on the held-out images, joined to it
+            for p in held:
+                axes.plot([p.drop, min(p.held_out_drop, right)], [p.energy_saving] * 2, "-", color="tab:orange", lw=0.8)
+            h = np.array([[min(p.held_out_drop, right), p.energy_saving] for p in held])
+            axes.plot(h[:, 0], h[:, 1], "D", mfc="none", color="tab:orange",
+                      label=f"held out ({front.held_out_images} other images)")
     axes.plot([0], [0], "k*", ms=10, label=f"exact ({front.baseline_top1:.2f}% top-1)")
     axes.axvline(front.max_drop, color="0.5", ls="--", lw=0.8, label=f"max drop {front.max_drop:g}")
     axes.set_xlim(-0.05 * right, 1.04 * right)
