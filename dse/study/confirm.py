@@ -81,6 +81,11 @@ class Measurement(NamedTuple):
     hits: str | None = None  # every image's top-1 hit, packed bits in base64 (absent in older studies)
     held_out: bool = False  # measured on the held-out test images
 
+    @property
+    def assignment_key(self) -> str:
+        """The assignment hash alone: a held-out measurement's key without its suffix."""
+        return self.key.removesuffix(f":{HELD_OUT}")
+
     def hit_bytes(self) -> bytes:
         """The packed top-1 hits (empty when not recorded)."""
         return base64.b64decode(self.hits) if self.hits else b""

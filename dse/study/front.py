@@ -121,16 +121,17 @@ def compute_front(
     """The confirmed front of a study from its stored measurements (``surrogate``: points for the plots)."""
     from .confirm import BASELINE
 
-    measurements = store.measurements()
+    finished = store.finished()  # one read of the storage for both image sets
+    measurements = {k: m for k, m in finished.items() if not m.held_out}
+    held = {k: m for k, m in finished.items() if m.held_out}
     baseline = next((m for m in measurements.values() if m.role == BASELINE), None)
     surrogate = np.asarray(surrogate, dtype=np.float64).reshape(-1, 2)
     if baseline is None:
         return Front(study, float("nan"), 0, max_drop, [], [], surrogate, [(d, None) for d in report_drops])
     measured = [to_point(m, baseline) for m in measurements.values() if m.role != BASELINE]
-    held = store.held_out()
     held_baseline = next((m for m in held.values() if m.role == BASELINE), None)
     if held_baseline is not None:
-        again = {m.key.split(":")[0]: to_point(m, held_baseline) for m in held.values() if m.role != BASELINE}
+        again = {m.assignment_key: to_point(m, held_baseline) for m in held.values() if m.role != BASELINE}
         measured = [
             p._replace(held_out_drop=again[p.key].drop, held_out_drop_se=again[p.key].drop_se) if p.key in again else p
             for p in measured

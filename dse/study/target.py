@@ -61,7 +61,7 @@ class Target:
 
     def held_out_images(self, images: int | None) -> int:
         """How many test images a confirmation on ``images`` of them (0 or None: all) leaves out."""
-        return len(self.data.held_out(images or None)) if hasattr(self.data, "held_out") else 0
+        return len(self.data.held_out(images or None))
 
     def corrections(self, assignment: Mapping[str, str], compensation: "Compensation") -> dict[str, dict[str, list[float]]]:
         """Per layer, the compensation applied per output channel: accumulator gain and offset."""
