@@ -61,7 +61,7 @@ def make_job(problem: AssignmentProblem, x: np.ndarray, compensation: str, role:
 
 
 def rows_of(problem: AssignmentProblem, measurements: Sequence[Measurement]) -> np.ndarray:
-    """Measured assignments as rows of design indices (our order)."""
+    """The assignments of measurements (or jobs) as rows of design indices (our order)."""
     index = {name: i for i, name in enumerate(problem.encoding.multiplier_names)}
     return np.array([[index[m.assignment[layer]] for layer in problem.encoding.layer_names] for m in measurements],
                     dtype=np.int64).reshape(-1, len(problem.encoding.layer_names))
@@ -190,12 +190,14 @@ def round_jobs(problem: AssignmentProblem, front: tuple[np.ndarray, np.ndarray, 
 
 def fill_jobs(problem: AssignmentProblem, front: tuple[np.ndarray, np.ndarray, np.ndarray],
               measured: Sequence[Measurement], baseline_top1: float, limit: int, compensation: str,
-              round_: int) -> list[Job]:
+              round_: int, picked: Sequence[Job] = ()) -> list[Job]:
     """Fill the gaps of the confirmed front that could add the most area (every round, after the brackets).
 
     Between consecutive confirmed front points a and b (exact first; energy saved e, drop d), a new
     point can add at most (e_b - e_a) x (d_b - d_a) to the front's hypervolume; the largest such gaps
     get the unmeasured surrogate-front point nearest their middle in energy, :data:`FILL_POINTS` per round.
+    A gap without a rise in drop (both ends at no drop) can add nothing, and a gap that already holds one
+    of this round's bracket picks (``picked``) is being split by it: neither gets a point.
     Near-twins of measured points do not count as unmeasured, so a gap that stays open gets a distinct
     assignment each round, and one whose inside holds only near-twins gets none.
     """
@@ -209,11 +211,13 @@ def fill_jobs(problem: AssignmentProblem, front: tuple[np.ndarray, np.ndarray, n
     keep = non_dominated(F) if len(F) else np.zeros(0, dtype=bool)
     confirmed = sorted([(0.0, 100.0, 0.0)] + list(zip(tried_scores[within][keep], F[keep, 0], F[keep, 1])))
     fresh = _unmeasured(problem, X, energy, scores, measured, tried_scores, tried_energy, compensation)
+    picked_scores = problem.score(rows_of(problem, picked)) if len(picked) else np.zeros(0)
     gaps = []
     for (s_a, e_a, d_a), (s_b, e_b, d_b) in zip(confirmed, confirmed[1:]):
         inside = np.flatnonzero((scores > s_a) & (scores < s_b) & fresh)
-        if len(inside) and e_a - e_b > 0.1:
-            gaps.append(((e_a - e_b) * max(d_b - d_a, 0.01), _nearest_energy(inside, energy, [0.5 * (e_a + e_b)])[0]))
+        splitting = np.any((picked_scores > s_a) & (picked_scores < s_b))
+        if len(inside) and e_a - e_b > 0.1 and d_b > d_a and not splitting:
+            gaps.append(((e_a - e_b) * (d_b - d_a), _nearest_energy(inside, energy, [0.5 * (e_a + e_b)])[0]))
     gaps.sort(key=lambda g: -g[0])
     picks = list(dict.fromkeys(i for _, i in gaps[:FILL_POINTS]))
     predicted = problem.predict_drop(X[picks]) if picks else []

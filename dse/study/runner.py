@@ -282,7 +282,8 @@ def _confirm(config, problem, store, history, baseline, progress, claims) -> int
         jobs = phases.round_jobs(
             problem, front, earlier, baseline, levels, budget - spent, config.compensation.mode, round_
         )
-        fill = phases.fill_jobs(problem, front, earlier, baseline, budget - spent, config.compensation.mode, round_)
+        fill = phases.fill_jobs(problem, front, earlier, baseline, budget - spent, config.compensation.mode, round_,
+                                jobs)
         jobs = (jobs + [j for j in fill if j.key not in {k.key for k in jobs}])[: budget - spent]
         if not jobs:
             return round_ - 1

@@ -84,3 +84,26 @@ def test_fill_jobs_skip_near_twins_of_measured_points(study):
     done += measured(problem, rows(problem, jobs), [j.predicted_drop for j in jobs], 1)
     again = fill_jobs(problem, front, done, BASELINE, 5, "none", 2)
     assert not {j.key for j in again} & {j.key for j in jobs}
+
+
+def gap_of(problem, job, done):
+    """The pair of measured points (by score) that a job's assignment lies between."""
+    s = problem.score(rows(problem, [job]))[0]
+    scores = np.sort(problem.score(rows(problem, done)))
+    return int(np.searchsorted(scores, s))
+
+
+def test_fill_jobs_leave_flat_gaps_and_gaps_a_bracket_splits(study):
+    problem, front = study
+    X = front[0]
+    ends = X[[0, len(X) // 3, 2 * len(X) // 3, -1]]
+    # between two points at no drop a new point cannot add hypervolume (it is dominated by the upper one)
+    flat = measured(problem, ends, [0.0, 0.0, 0.0, 1.5])
+    jobs = fill_jobs(problem, front, flat, BASELINE, 5, "none", 1)
+    assert jobs and {gap_of(problem, j, flat) for j in jobs} == {3}
+    # the largest gap gets a point; once a bracket pick of the round lies inside it, the fill goes elsewhere
+    done = measured(problem, ends, [0.0, 0.4, 0.5, 1.5])
+    first = fill_jobs(problem, front, done, BASELINE, 1, "none", 1)
+    assert [gap_of(problem, j, done) for j in first] == [3]
+    other = fill_jobs(problem, front, done, BASELINE, 1, "none", 1, picked=first)
+    assert len(other) == 1 and gap_of(problem, other[0], done) != 3
