@@ -106,11 +106,17 @@ class ConfirmStore:
 
     def measurements(self) -> dict[str, Measurement]:
         """Every finished measurement on the confirmation images, by assignment hash (the first one of a hash wins)."""
-        return {k: m for k, m in self.finished().items() if not m.held_out}
+        return self.by_images()[0]
 
     def held_out(self) -> dict[str, Measurement]:
         """Every finished measurement on the held-out test images, by job key."""
-        return {k: m for k, m in self.finished().items() if m.held_out}
+        return self.by_images()[1]
+
+    def by_images(self) -> tuple[dict[str, Measurement], dict[str, Measurement]]:
+        """The finished measurements on the confirmation images and on the held-out ones, from one read."""
+        finished = self.finished()
+        return ({k: m for k, m in finished.items() if not m.held_out},
+                {k: m for k, m in finished.items() if m.held_out})
 
     def finished(self) -> dict[str, Measurement]:
         """Every finished measurement, by job key (the first one of a key wins)."""

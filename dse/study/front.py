@@ -121,9 +121,7 @@ def compute_front(
     """The confirmed front of a study from its stored measurements (``surrogate``: points for the plots)."""
     from .confirm import BASELINE
 
-    finished = store.finished()  # one read of the storage for both image sets
-    measurements = {k: m for k, m in finished.items() if not m.held_out}
-    held = {k: m for k, m in finished.items() if m.held_out}
+    measurements, held = store.by_images()
     baseline = next((m for m in measurements.values() if m.role == BASELINE), None)
     surrogate = np.asarray(surrogate, dtype=np.float64).reshape(-1, 2)
     if baseline is None:

@@ -180,8 +180,8 @@ def _run_phases(config, directory, target, multipliers, storage, store, claims, 
                 config.name, store, surrogate_points, config.constraints.max_drop, config.confirmation.report_drops
             )
             timings["held-out check"] = time.perf_counter() - clock
-    return RunReport(front, directory, timings, len(store.measurements()), len(history), rounds,
-                     len(store.held_out()))
+    measured, held = store.by_images()
+    return RunReport(front, directory, timings, len(measured), len(history), rounds, len(held))
 
 
 def _hold_out(config, target, store, front, exact_job, progress, claims) -> bool:
@@ -193,11 +193,10 @@ def _hold_out(config, target, store, front, exact_job, progress, claims) -> bool
         return False
     baseline_job = exact_job._replace(held_out=True)
     held = measure(config, store, [baseline_job], None, 1, "held-out check (exact)", progress, claims)
-    points = list({p.key: p for p in [*front.points, *(p for _, p in front.levels if p is not None)]}.values())
-    jobs = [
+    jobs = [  # a point both on the front and reported at a level is measured once (measure keeps one job per key)
         Job(p.assignment, p.compensation, p.role, p.predicted_drop, 100.0 - p.energy_saving, p.mac_saving,
             held_out=True)
-        for p in points
+        for p in [*front.points, *(p for _, p in front.levels if p is not None)]
     ]
     measure(config, store, jobs, held[baseline_job.key].top1, config.confirmation.jobs, "held-out check", progress,
             claims)
@@ -284,7 +283,8 @@ def _confirm(config, problem, store, history, baseline, progress, claims) -> int
         )
         fill = phases.fill_jobs(problem, front, earlier, baseline, budget - spent, config.compensation.mode, round_,
                                 jobs)
-        jobs = (jobs + [j for j in fill if j.key not in {k.key for k in jobs}])[: budget - spent]
+        picked = {j.key for j in jobs}
+        jobs = (jobs + [j for j in fill if j.key not in picked])[: budget - spent]
         if not jobs:
             return round_ - 1
         measure(config, store, jobs, baseline, config.confirmation.jobs, f"confirmation round {round_}", progress, claims)
