@@ -9,11 +9,19 @@
    error-injected inference on the same images, for ``factor`` x R evaluations: optuna's (the
    default; one inference at a time, the stronger reference on categorical genes) or pymoo's
    (``--reference pymoo``: a generation at a time, in parallel, faster).
-3. Compares the hypervolumes of the two measured fronts in (multiplier energy % of exact, top-1 drop)
-   up to the reference point (100 %, max drop), and prints both fronts. Drops below zero count as zero:
-   an assignment that happens to classify one more test image than exact is noise, not a better network.
+3. Compares the hypervolumes of the two fronts in (multiplier energy % of exact, top-1 drop) up to the
+   reference point (100 %, max drop), and prints the fronts. Drops below zero count as zero: an
+   assignment that happens to classify one more test image than exact is noise, not a better network.
 
-Acceptance: hypervolume ratio (surrogate / reference) >= 0.98 with <= 5 % of the reference's real inferences.
+Two hypervolumes per front. *Measured*: the drops each search measured on the images it chose on.
+That comparison favours the search that measures more: on the digits study (540 test images, one
+image 0.19 point) the reference measures tens of near-equal assignments near the top of the front
+and keeps the luckiest, a winner's curse, not a better assignment. *Judged*: both fronts' assignments
+re-measured on images neither search chose on (the test images a partial confirmation leaves out; for
+the digits network, the training digits outside the calibration slice), as a search is judged on a
+test set apart from the one it selected on. The judged ratio is the search-quality figure; the exit
+status asks for judged ratio >= 0.98 (the measured one where no images are left to judge on) with
+<= 5 % of the reference's real inferences.
 """
 
 from __future__ import annotations
@@ -80,6 +88,58 @@ def hypervolume(F: np.ndarray, reference: np.ndarray) -> float:
     F[:, 1] = np.maximum(F[:, 1], 0.0)
     F = F[np.all(F <= reference, axis=1)]
     return float(HV(ref_point=reference)(F)) if len(F) else 0.0
+
+
+def judge_images(config, target):
+    """Images neither search chose on, to judge both fronts by: ``(dataset, description)`` or ``(None, why not)``.
+
+    The test images a confirmation on part of them leaves out; for the digits network, whose confirmation
+    takes every test image, the training digits outside the calibration slice (the network learnt them,
+    but no step of either search measures anything on them).
+    """
+    images = config.confirmation.images
+    if images and images < len(target.data.labels):
+        held = target.data.held_out(images)
+        return held, f"the {len(held)} test images the confirmation leaves out"
+    if config.network.name == "digits-cnn":
+        from objectives.data import digits_unseen
+
+        unseen = digits_unseen(config.data.calibration_images)
+        return unseen, f"the {len(unseen)} training digits outside the calibration slice"
+    return None, "no images are left for it: set confirmation.images below the test set's size"
+
+
+def judged_points(target, points, compensation_of, dataset) -> np.ndarray:
+    """(energy %, top-1 drop) of each (energy %, assignment) on ``dataset``, drops against the exact network there."""
+    from dse.study.target import apply_assignment
+    from objectives.evaluate import evaluate
+
+    by_name = {m.name: m for m in target.multipliers}
+
+    def top1(assignment, compensation) -> float:
+        apply_assignment(target.qnet, {k: by_name[v] for k, v in assignment.items()}, compensation)
+        return evaluate(target.qnet, dataset, None, target.config.data.batch_size, progress=False).top1
+
+    exact = top1({}, "none")
+    return np.array([[energy, exact - top1(a, compensation_of(a))] for energy, a in points]).reshape(-1, 2)
+
+
+def judge_fronts(config, target, front, encoding, history, dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Both searches' fronts (non-dominated measurements within the allowed drop, one per assignment) on ``dataset``."""
+    names = encoding.multiplier_names
+    F = history.F
+    X = encoding.decode(history.genotypes)[0]
+    keep = np.flatnonzero(non_dominated(F) & (F[:, 1] <= config.constraints.max_drop))
+    reference = {}
+    for i in keep:
+        reference.setdefault(tuple(names[j] for j in X[i]), F[i, 0])
+    layers = encoding.layer_names
+    reference_points = [(energy, dict(zip(layers, designs))) for designs, energy in reference.items()]
+    guided_points = [(100.0 - p.energy_saving, p.assignment) for p in front.points]
+    compensation = {tuple(p.assignment.values()): p.compensation for p in front.points}
+    mode = config.compensation.mode
+    return (judged_points(target, guided_points, lambda a: compensation[tuple(a.values())], dataset),
+            judged_points(target, reference_points, lambda a: mode, dataset))
 
 
 def front_rows(F: np.ndarray) -> list[list[str]]:
@@ -150,6 +210,11 @@ def main(argv: list[str] | None = None) -> int:
     history = recorder.history()
     reference_F = history.F
 
+    # judge both fronts on images neither search chose on (see the module docstring)
+    dataset, judge_text = judge_images(config, target)
+    if dataset is not None:
+        judged_guided, judged_reference = judge_fronts(config, target, front, encoding, history, dataset)
+
     point = np.array([100.0, config.constraints.max_drop])
     hv_guided = hypervolume(guided, point)
     hv_reference = hypervolume(reference_F, point)
@@ -165,13 +230,32 @@ def main(argv: list[str] | None = None) -> int:
           f"{problem.seconds:.0f}"]],
         "lrrrr",
     ))
-    print(f"hypervolume ratio {ratio:.3f} (target >= 0.98) with {100 * share:.1f}% of the reference's real "
-          f"inferences (target <= 5%)")
-    for title, F in (("surrogate-guided front (measured)", guided), ("reference front (measured)", reference_F)):
+    print(f"measured hypervolume ratio {ratio:.3f} with {100 * share:.1f}% of the reference's real inferences "
+          f"(target <= 5%)")
+    judged_ratio = None
+    if dataset is None:
+        print(f"judged on unseen images: skipped, {judge_text}; the measured ratio stands (target >= 0.98)")
+    else:
+        hv_judged_guided = hypervolume(judged_guided, point)
+        hv_judged_reference = hypervolume(judged_reference, point)
+        judged_ratio = hv_judged_guided / hv_judged_reference if hv_judged_reference > 0 else float("inf")
+        print(f"\nboth fronts judged on {judge_text} (neither search chose on them):")
+        print(format_table(
+            ["search", "front assignments judged", "hypervolume"],
+            [["surrogate-guided (dse run)", len(judged_guided), f"{hv_judged_guided:.3f}"],
+             [f"{args.reference} NSGA-II on real inference", len(judged_reference), f"{hv_judged_reference:.3f}"]],
+            "lrr",
+        ))
+        print(f"judged hypervolume ratio {judged_ratio:.3f} (target >= 0.98)")
+    fronts = [("surrogate-guided front (measured)", guided), ("reference front (measured)", reference_F)]
+    if dataset is not None:
+        fronts += [("surrogate-guided front (judged)", judged_guided), ("reference front (judged)", judged_reference)]
+    for title, F in fronts:
         within = F[F[:, 1] <= config.constraints.max_drop]
         print(f"\n{title}")
         print(format_table(["energy saved %", "drop"], front_rows(within), "rr"))
-    return 0 if ratio >= 0.98 and share <= 0.05 else 1
+    quality = ratio if judged_ratio is None else judged_ratio
+    return 0 if quality >= 0.98 and share <= 0.05 else 1
 
 
 if __name__ == "__main__":

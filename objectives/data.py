@@ -172,6 +172,17 @@ def digits_split(calibration_size: int = DEFAULT_CALIBRATION) -> DataSplit:
     )
 
 
+def digits_unseen(calibration_size: int = DEFAULT_CALIBRATION) -> Any:
+    """The training digits outside the calibration slice: images no study step looks at (the network learnt them)."""
+    from torch.utils.data import TensorDataset
+
+    x_tr, y_tr, _, _ = digits_arrays()
+    used = np.zeros(len(y_tr), dtype=bool)
+    used[balanced_subset(y_tr.numpy(), calibration_size, CALIBRATION_SEED)] = True
+    rest = np.flatnonzero(~used)
+    return TensorDataset(x_tr[rest], y_tr[rest])
+
+
 def cifar10_download(transform: Any, calibration_size: int = DEFAULT_CALIBRATION) -> DataSplit:
     """CIFAR-10 through torchvision (downloads into the cache once): calibrate on train, evaluate on test."""
     from torch.utils.data import Subset

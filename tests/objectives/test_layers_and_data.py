@@ -46,3 +46,17 @@ def test_held_out_images_are_the_evaluation_images_a_limit_leaves_out(resnet20):
     assert not set(limited.indices) & set(held.indices)
     assert sorted(limited.indices + held.indices) == list(range(len(data.evaluation)))
     assert len(data.held_out(None)) == 0 and len(data.held_out(len(data.evaluation))) == 0
+
+
+def test_unseen_digits_are_the_training_digits_the_calibration_slice_leaves_out():
+    import torch
+
+    from objectives.data import digits_arrays, digits_split, digits_unseen
+
+    x_tr = digits_arrays()[0]
+    calibration = digits_split(100).calibration.tensors[0]
+    unseen = digits_unseen(100).tensors[0]
+    assert len(unseen) == len(x_tr) - 100
+    # together they are the training digits, each once (rows compared as a multiset)
+    rows = lambda t: sorted(map(tuple, t.reshape(len(t), -1).tolist()))  # noqa: E731
+    assert rows(torch.cat([calibration, unseen])) == rows(x_tr)
