@@ -109,8 +109,8 @@ def judge_images(config, target):
     return None, "no images are left for it: set confirmation.images below the test set's size"
 
 
-def judged_points(target, points, compensation_of, dataset) -> np.ndarray:
-    """(energy %, top-1 drop) of each (energy %, assignment) on ``dataset``, drops against the exact network there."""
+def judged_points(target, points, dataset) -> np.ndarray:
+    """(energy %, top-1 drop) of each (energy %, assignment, compensation) on ``dataset``, against exact there."""
     from dse.study.target import apply_assignment
     from objectives.evaluate import evaluate
 
@@ -121,25 +121,22 @@ def judged_points(target, points, compensation_of, dataset) -> np.ndarray:
         return evaluate(target.qnet, dataset, None, target.config.data.batch_size, progress=False).top1
 
     exact = top1({}, "none")
-    return np.array([[energy, exact - top1(a, compensation_of(a))] for energy, a in points]).reshape(-1, 2)
+    return np.array([[energy, exact - top1(a, c)] for energy, a, c in points]).reshape(-1, 2)
 
 
 def judge_fronts(config, target, front, encoding, history, dataset) -> tuple[np.ndarray, np.ndarray]:
     """Both searches' fronts (non-dominated measurements within the allowed drop, one per assignment) on ``dataset``."""
-    names = encoding.multiplier_names
     F = history.F
     X = encoding.decode(history.genotypes)[0]
     keep = np.flatnonzero(non_dominated(F) & (F[:, 1] <= config.constraints.max_drop))
     reference = {}
     for i in keep:
-        reference.setdefault(tuple(names[j] for j in X[i]), F[i, 0])
-    layers = encoding.layer_names
-    reference_points = [(energy, dict(zip(layers, designs))) for designs, energy in reference.items()]
-    guided_points = [(100.0 - p.energy_saving, p.assignment) for p in front.points]
-    compensation = {tuple(p.assignment.values()): p.compensation for p in front.points}
-    mode = config.compensation.mode
-    return (judged_points(target, guided_points, lambda a: compensation[tuple(a.values())], dataset),
-            judged_points(target, reference_points, lambda a: mode, dataset))
+        reference.setdefault(tuple(encoding.multiplier_names[j] for j in X[i]), F[i, 0])
+    mode = config.compensation.mode  # the reference's real inferences use the study's mode everywhere
+    reference_points = [(energy, dict(zip(encoding.layer_names, designs)), mode)
+                        for designs, energy in reference.items()]
+    guided_points = [(100.0 - p.energy_saving, p.assignment, p.compensation) for p in front.points]
+    return judged_points(target, guided_points, dataset), judged_points(target, reference_points, dataset)
 
 
 def front_rows(F: np.ndarray) -> list[list[str]]:
