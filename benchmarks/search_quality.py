@@ -111,17 +111,9 @@ def judge_images(config, target):
 
 def judged_points(target, points, dataset) -> np.ndarray:
     """(energy %, top-1 drop) of each (energy %, assignment, compensation) on ``dataset``, against exact there."""
-    from dse.study.target import apply_assignment
-    from objectives.evaluate import evaluate
-
-    by_name = {m.name: m for m in target.multipliers}
-
-    def top1(assignment, compensation) -> float:
-        apply_assignment(target.qnet, {k: by_name[v] for k, v in assignment.items()}, compensation)
-        return evaluate(target.qnet, dataset, None, target.config.data.batch_size, progress=False).top1
-
-    exact = top1({}, "none")
-    return np.array([[energy, exact - top1(a, c)] for energy, a, c in points]).reshape(-1, 2)
+    exact = target.evaluate({}, "none", None, dataset=dataset)["top1"]
+    return np.array([[energy, exact - target.evaluate(a, c, None, dataset=dataset)["top1"]]
+                     for energy, a, c in points]).reshape(-1, 2)
 
 
 def judge_fronts(config, target, front, encoding, history, dataset) -> tuple[np.ndarray, np.ndarray]:

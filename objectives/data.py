@@ -162,7 +162,7 @@ def digits_split(calibration_size: int = DEFAULT_CALIBRATION) -> DataSplit:
     from torch.utils.data import TensorDataset
 
     x_tr, y_tr, x_te, y_te = digits_arrays()
-    idx = balanced_subset(y_tr.numpy(), calibration_size, CALIBRATION_SEED)
+    idx = _digits_calibration(y_tr, calibration_size)
     return DataSplit(
         TensorDataset(x_tr[idx], y_tr[idx]),
         TensorDataset(x_te, y_te),
@@ -177,10 +177,13 @@ def digits_unseen(calibration_size: int = DEFAULT_CALIBRATION) -> Any:
     from torch.utils.data import TensorDataset
 
     x_tr, y_tr, _, _ = digits_arrays()
-    used = np.zeros(len(y_tr), dtype=bool)
-    used[balanced_subset(y_tr.numpy(), calibration_size, CALIBRATION_SEED)] = True
-    rest = np.flatnonzero(~used)
+    rest = np.setdiff1d(np.arange(len(y_tr)), _digits_calibration(y_tr, calibration_size))
     return TensorDataset(x_tr[rest], y_tr[rest])
+
+
+def _digits_calibration(labels: Any, calibration_size: int) -> np.ndarray:
+    """Indices of the calibration slice among the training digits (class-balanced, fixed)."""
+    return balanced_subset(labels.numpy(), calibration_size, CALIBRATION_SEED)
 
 
 def cifar10_download(transform: Any, calibration_size: int = DEFAULT_CALIBRATION) -> DataSplit:

@@ -45,15 +45,18 @@ class Target:
 
     def evaluate(
         self, assignment: Mapping[str, str], compensation: "Compensation", images: int | None, progress: bool = False,
-        held_out: bool = False,
+        held_out: bool = False, dataset: Any = None,
     ) -> dict[str, Any]:
         """Top-1/top-5 of an assignment (layer -> design name; others exact) on ``images`` test images (0 or None:
-        all), or with ``held_out`` on the test images those leave out, and ``hits``: every image's top-1 hit, packed
-        bits in base64 (for the paired drop's standard error)."""
+        all), or with ``held_out`` on the test images those leave out, or on ``dataset`` when given, and ``hits``:
+        every image's top-1 hit, packed bits in base64 (for the paired drop's standard error)."""
         from objectives.evaluate import evaluate
 
         by_name = {m.name: m for m in self.multipliers}
-        data, limit = (self.data.held_out(images or None), None) if held_out else (self.data, images or None)
+        if dataset is not None:
+            data, limit = dataset, None
+        else:
+            data, limit = (self.data.held_out(images or None), None) if held_out else (self.data, images or None)
         with objective_errors():
             apply_assignment(self.qnet, {k: by_name[v] for k, v in assignment.items()}, compensation)
             result = evaluate(self.qnet, data, limit, self.config.data.batch_size, progress=progress)
