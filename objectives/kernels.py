@@ -9,11 +9,12 @@ import numpy as np
 from .errors import AssignmentError
 
 
-def get_kernel(lut: np.ndarray, signed: bool, method: str = "auto") -> Any:
-    """A product kernel for ``lut`` (row = activation, column = weight); a path that cannot take it is a user error."""
+def get_kernel(lut: np.ndarray, signed: bool, method: str = "auto", device: Any = None) -> Any:
+    """A product kernel for ``lut`` (row = activation, column = weight) on ``device`` (``auto`` picks per device
+    type); a path that cannot take it is a user error."""
     from .emulation import make_kernel
 
     try:
-        return make_kernel(np.asarray(lut), signed, method)
+        return make_kernel(np.asarray(lut), signed, method, device=device)
     except ValueError as error:
         raise AssignmentError(f"kernel path {method!r}: {error}") from None

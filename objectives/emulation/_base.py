@@ -12,6 +12,16 @@ import torch
 
 from ._operands import check_operands, check_table, conv_output_size, pair, weight_4d
 
+def same_device(a: torch.device, b: torch.device) -> bool:
+    """Whether two devices are one (``cuda`` means the current CUDA device, as ``cuda:N`` names it)."""
+    if a.type != b.type:
+        return False
+    if a.index is None or b.index is None:
+        current = torch.cuda.current_device() if a.type == "cuda" else 0
+        return (a.index if a.index is not None else current) == (b.index if b.index is not None else current)
+    return a.index == b.index
+
+
 #: The paths :func:`make_kernel` knows.
 METHODS = ("auto", "exact", "lowrank", "gather", "reference")
 
@@ -114,7 +124,7 @@ class ProductKernel(ABC):
         self._check_prepared(prepared)
         stride, dilation = pair(stride, "stride"), pair(dilation, "dilation")
         ho, wo = conv_output_size(x.shape, prepared.shape, stride, dilation, int(groups))
-        if x.device != prepared.device:
+        if not same_device(x.device, prepared.device):
             raise ValueError(f"input is on {x.device}, the prepared weight on {prepared.device}")
         if x.shape[0] == 0:
             return torch.zeros((0, prepared.shape[0], ho, wo), dtype=torch.float64, device=x.device)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from typing import Any
 
 import numpy as np
 
@@ -20,26 +21,32 @@ from ._reference import ReferenceKernel
 #: rank, plus one for the exact term) and the gather path above. Measured with
 #: benchmarks/kernels.py on CPU (ResNet-20-like 3x3 layer, N=64, C=O=32, 16x16): the stacked
 #: conv costs about one float32 conv per channel, the gather path five to ten, and at four
-#: channels the two were level. On GPUs the GEMM is relatively cheaper still; not measured.
+#: channels the two were level.
 AUTO_MAX_CHANNELS = 4
+#: ... and on CUDA devices, where each stacked channel is a slice of an int8 tensor-core GEMM
+#: (:mod:`._int8`) and the gather path reads one table entry per product (:mod:`._triton_lut`):
+#: every factorisation the analysis finds (rank up to 16) is cheaper there than the table.
+AUTO_MAX_CHANNELS_CUDA = ANALYSIS_MAX_RANK
 
 
-def choose_method(lut: np.ndarray, signed: bool) -> str:
-    """The path ``auto`` takes for this table: "exact", "lowrank" or "gather"."""
+def choose_method(lut: np.ndarray, signed: bool, device: Any = None) -> str:
+    """The path ``auto`` takes for this table on ``device`` (default CPU): "exact", "lowrank" or "gather"."""
     table = check_table(lut)
     if is_exact(table, signed):
         return "exact"
     plans = lowrank_plans(table, signed, ANALYSIS_MAX_RANK)  # one cached analysis per table
-    if plans and plans[0].channels <= AUTO_MAX_CHANNELS:
+    on_cuda = device is not None and str(device).startswith("cuda")
+    if plans and plans[0].channels <= (AUTO_MAX_CHANNELS_CUDA if on_cuda else AUTO_MAX_CHANNELS):
         return "lowrank"
     return "gather"
 
 
-def make_kernel(lut: np.ndarray, signed: bool, method: str = "auto") -> ProductKernel:
+def make_kernel(lut: np.ndarray, signed: bool, method: str = "auto", device: Any = None) -> ProductKernel:
     """A kernel computing conv2d/linear with every product read from ``lut``.
 
     ``method``: "auto" (exact if the table is the exact product, else lowrank if an exact
-    factorisation with at most :data:`AUTO_MAX_CHANNELS` stacked channels exists, else gather),
+    factorisation with at most :data:`AUTO_MAX_CHANNELS` stacked channels exists -- on a CUDA
+    device :data:`AUTO_MAX_CHANNELS_CUDA` -- else gather),
     or one path by name: "exact" (raises ValueError unless the table is exact), "lowrank"
     (raises ValueError without an exact factorisation of rank <= 16), "gather" or "reference".
     Kernels are cached by (table hash, signedness, path) and shared: ``auto`` returns the same
@@ -50,7 +57,7 @@ def make_kernel(lut: np.ndarray, signed: bool, method: str = "auto") -> ProductK
     table = check_table(lut)
     digest = hashlib.sha256(table.tobytes()).hexdigest()
     if method == "auto":
-        method = choose_method(table, signed)
+        method = choose_method(table, signed, device)
     _STASH[digest] = table
     try:
         return _make_cached(digest, bool(signed), method)

@@ -43,6 +43,7 @@ import torch.nn.functional as F
 
 from multipliers._record import exact_lut
 
+from . import _triton_lut
 from ._base import PreparedWeight, ProductKernel
 from ._centred import exact_gemm
 from ._im2col import bag_row_base, bag_rows, channels_last, tap_rows, values_channels_last
@@ -74,6 +75,7 @@ class GatherKernel(ProductKernel):
         self._device_tables: dict[tuple, tuple[torch.Tensor, torch.Tensor, int]] = {}
         self._flat_tables: dict[tuple, torch.Tensor] = {}
         self._bag_offsets: dict[tuple, torch.Tensor] = {}
+        self._triton_tables: dict[tuple, torch.Tensor] = {}
 
     def _limb_tables(self, device: torch.device, source: str, n_limbs: int) -> tuple[torch.Tensor, torch.Tensor, int]:
         """For the "lut" or "error" table split into limbs: (float32 (256 w, 256 a, L) limb values,
@@ -102,6 +104,8 @@ class GatherKernel(ProductKernel):
     def _prepare(self, w: torch.Tensor, prepared: PreparedWeight) -> None:
         data = prepared.data
         o = w.shape[0]
+        if _triton_lut.available(w.device):  # GPUs: the Triton LUT GEMM for groups == 1 (module doc of _triton_lut)
+            data["lut_plan"] = _triton_lut.prepare_lut(self.lut, codes(w, self.signed), self._triton_tables)
         w_codes = codes(w, self.signed).permute(0, 2, 3, 1).reshape(o, -1)  # (O, K), k = (i, j, c) like the rows
         data["w_codes"] = w_codes
         # Whole products in one float32 limb where the layer's sums allow (no GEMM at all);
@@ -133,6 +137,9 @@ class GatherKernel(ProductKernel):
     def _conv2d(self, x, prepared, stride, dilation, groups, out_size):
         o, cg, kh, kw = prepared.shape
         data = prepared.data
+        plan = data.get("lut_plan")
+        if plan is not None and groups == 1:
+            return _triton_lut.lut_conv2d(x, plan, self.signed, stride, dilation, out_size)
         n = x.shape[0]
         y = None
         if data["source"] == "error":

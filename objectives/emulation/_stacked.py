@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from multipliers._record import operand_values
 
+from . import _int8
 from ._gemm import integer_conv2d, uses_conv
 from ._im2col import values_channels_last
 from ._operands import codes, offset
@@ -118,6 +119,8 @@ class StackedGemm:
         data["limbs"] = torch.stack(limbs).to(dtype)  # (L, O, R, Cg, kh, kw)
         data["shift"] = shift
         data["dtype"] = dtype
+        if _int8.uses_int8(w.device):  # groups == 1 layers take the int8 GEMM (module doc of _int8)
+            data["int8"] = _int8.prepare_int8(self.u, self.v, self.signed, codes(w, self.signed))
 
     def _weight(self, data: dict, cache: dict, groups: int, r: int | None, channels_last: bool = False) -> torch.Tensor:
         """Conv weight (g L Og, R Cg or Cg, kh, kw): all factors stacked (``r`` None) or factor r.
@@ -186,6 +189,9 @@ class StackedGemm:
         if self.rank == 0:
             return torch.zeros((n, o, *out_size), dtype=torch.float64, device=x.device)
         dtype = data["dtype"]
+        plan = data.get("int8")
+        if plan is not None and groups == 1:
+            return _int8.int8_conv2d(x, plan, self.signed, stride, dilation, out_size)
         if STACKED or self.rank == 1:
             cl = uses_conv(x.device)
             xs = self.stack_input(x, groups, dtype, channels_last=cl)
