@@ -54,9 +54,10 @@ class AffineFit:
         self.sx = self.sy = self.syy = self.sxy = None
 
     def update(self, approx: torch.Tensor, exact: torch.Tensor) -> None:
-        """Add one batch of accumulators, (N, O, ...) float64 each."""
-        x = approx.transpose(0, 1).reshape(approx.shape[1], -1).double()
-        y = exact.transpose(0, 1).reshape(exact.shape[1], -1).double()
+        """Add one batch of accumulators, (N, O, ...) float64 each (summed on the CPU: the accumulators are
+        bit-exact on every device, and so are the fit and the compensation it gives)."""
+        x = approx.cpu().transpose(0, 1).reshape(approx.shape[1], -1).double()
+        y = exact.cpu().transpose(0, 1).reshape(exact.shape[1], -1).double()
         if self.shift_x is None:  # centre on the first batch's means to keep the sums well conditioned
             self.shift_x, self.shift_y = x.mean(1), y.mean(1)
             zeros = torch.zeros_like(self.shift_x)

@@ -10,6 +10,8 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
+from .device import module_device
+
 
 @dataclass(frozen=True)
 class Accuracy:
@@ -46,12 +48,16 @@ def drop_standard_error(baseline_hits: bytes, hits: bytes, images: int) -> float
     return float(100.0 * d.std(ddof=1) / math.sqrt(images))
 
 
-def batches(dataset: Any, batch_size: int = 256, progress: bool = True, desc: str = "") -> Iterator[tuple]:
-    """(images, labels) batches of a torch data set, in order, with an optional tqdm bar over images."""
+def batches(
+    dataset: Any, batch_size: int = 256, progress: bool = True, desc: str = "", device: Any = None,
+) -> Iterator[tuple]:
+    """(images, labels) batches of a torch data set, in order, with an optional tqdm bar over images
+    (``device``: where the batches go next; CUDA gets pinned memory for asynchronous copies)."""
     from torch.utils.data import DataLoader
     from tqdm import tqdm
 
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
+    pin = device is not None and torch.device(device).type == "cuda"
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0, pin_memory=pin)
     with tqdm(total=len(dataset), unit="img", desc=desc, disable=not progress, leave=False) as bar:
         for x, y in loader:
             yield x, y
@@ -77,13 +83,16 @@ def evaluate(
         dataset = Subset(dataset, range(min(limit, len(dataset))))
     if isinstance(model, torch.nn.Module):
         model.eval()
+        device = module_device(model)
+    else:
+        device = getattr(model, "device", torch.device("cpu"))
     top1 = top5 = images = 0
     first: list[torch.Tensor] = []
     start = time.perf_counter()
     with torch.no_grad():
-        for x, y in batches(dataset, batch_size, progress, desc="evaluating"):
-            logits = model(x)
-            best = logits.topk(min(5, logits.shape[1]), dim=1).indices
+        for x, y in batches(dataset, batch_size, progress, desc="evaluating", device=device):
+            logits = model(x.to(device, non_blocking=True))
+            best = logits.topk(min(5, logits.shape[1]), dim=1).indices.cpu()
             hits = best == y[:, None]
             first.append(hits[:, 0])
             top1 += int(hits[:, 0].sum())

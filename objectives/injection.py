@@ -38,8 +38,10 @@ class GaussianInjection:
         self.generator = torch.Generator().manual_seed(seed)
 
     def __call__(self, layer: torch.nn.Module, sums: torch.Tensor) -> torch.Tensor:
+        # drawn on the CPU's generator whatever the device: the same noise, so the same results, everywhere
         noise = torch.randn(sums.shape, generator=self.generator, dtype=torch.float64)
-        return noise.mul_(math.sqrt(self.k) * self.std).add_(self.k * self.mean)
+        noise.mul_(math.sqrt(self.k) * self.std).add_(self.k * self.mean)
+        return noise.to(sums.device, non_blocking=True)
 
 
 def product_rms(activation: np.ndarray, weight: np.ndarray, scheme: str) -> float:

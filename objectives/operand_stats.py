@@ -48,22 +48,24 @@ class HistogramObserver:
     def __call__(self, layer: nn.Module, codes: torch.Tensor) -> None:
         index = layer.lut_index(codes)
         channels, taps = self.shape[0], self.shape[1]
+        if self.counts.device != index.device:  # integer counts: the same on every device
+            self.counts = self.counts.to(index.device)
         if isinstance(layer, nn.Conv2d):
             n, _, h, w = codes.shape
             (kh, kw), (sh, sw), (dh, dw) = layer.kernel_size, layer.stride, layer.dilation
             ho, wo = (h - dh * (kh - 1) - 1) // sh + 1, (w - dw * (kw - 1) - 1) // sw + 1
-            base = (torch.arange(channels) * taps * 256).view(1, channels, 1, 1)
+            base = (torch.arange(channels, device=index.device) * taps * 256).view(1, channels, 1, 1)
             for i in range(kh):
                 for j in range(kw):
                     seen = index[:, :, i * dh : i * dh + (ho - 1) * sh + 1 : sh, j * dw : j * dw + (wo - 1) * sw + 1 : sw]
                     flat = (seen + base + (i * kw + j) * 256).reshape(-1)
                     self.counts += torch.bincount(flat, minlength=self.counts.numel())
         else:
-            base = (torch.arange(channels) * 256).view(1, channels)
+            base = (torch.arange(channels, device=index.device) * 256).view(1, channels)
             self.counts += torch.bincount((index + base).reshape(-1), minlength=self.counts.numel())
         self.images += codes.shape[0]
 
     def result(self, layer: nn.Module) -> OperandHistograms:
         """The histograms seen so far, with the layer's weight-code counts."""
-        weight = np.bincount(layer.lut_index(layer.weight_codes).reshape(-1).numpy(), minlength=256)
-        return OperandHistograms(self.counts.view(self.shape).numpy().copy(), weight.astype(np.int64), self.images)
+        weight = np.bincount(layer.lut_index(layer.weight_codes).reshape(-1).cpu().numpy(), minlength=256)
+        return OperandHistograms(self.counts.view(self.shape).cpu().numpy().copy(), weight.astype(np.int64), self.images)

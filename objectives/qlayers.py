@@ -10,7 +10,7 @@ compensation). Operand values follow the LUT convention: row = activation, colum
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 import torch
@@ -68,7 +68,7 @@ def exact_arithmetic(weight_codes: torch.Tensor, scheme: str) -> Arithmetic:
     from multipliers import exact_lut
 
     signed = scheme == "int8"
-    return Arithmetic(get_kernel(exact_lut(signed), signed), weight_codes, "exact")
+    return Arithmetic(get_kernel(exact_lut(signed), signed, device=weight_codes.device), weight_codes, "exact")
 
 
 class QuantLayer:
@@ -149,12 +149,21 @@ class QuantLayer:
         return torch.addcmul(self._bias32.view(shape), out, self._scale32.view(shape), out=out)
 
     # -- configuration --------------------------------------------------------------------------
+    def move_quant_state(self) -> None:
+        """After the module moved (``.to(device)``): move the quantisation state that is not a buffer with it
+        (per-channel scales and zero points, compensation), and give it exact arithmetic there."""
+        device = self.weight_codes.device
+        self.quant = replace(self.quant, weight_scale=self.quant.weight_scale.to(device),
+                             weight_zero=self.quant.weight_zero.to(device))
+        self.arithmetic = exact_arithmetic(self.weight_codes, self.quant.scheme)
+        self.set_correction(self.gain, self.offset)
+
     def set_correction(self, gain: torch.Tensor | None, offset: torch.Tensor | None) -> None:
         """Compensation: the accumulator becomes ``gain * acc + offset`` (per channel), folded into requantisation."""
         scale = self.quant.input_scale * self.quant.weight_scale
         bias = self.bias.detach().to(torch.float64) if self.bias is not None else torch.zeros_like(scale)
-        gain = torch.ones_like(scale) if gain is None else gain.to(torch.float64)
-        offset = torch.zeros_like(scale) if offset is None else offset.to(torch.float64)
+        gain = torch.ones_like(scale) if gain is None else gain.to(device=scale.device, dtype=torch.float64)
+        offset = torch.zeros_like(scale) if offset is None else offset.to(device=scale.device, dtype=torch.float64)
         self.requant_scale = scale * gain
         self.requant_bias = bias + scale * offset
         self._scale32, self._bias32 = self.requant_scale.float(), self.requant_bias.float()

@@ -61,11 +61,38 @@ class QuantizedNetwork:
         self._affine_cache: dict[tuple[str, str, bool], AffineFit] = {}
         self.weight_tuning = False
         self._weight_maps: dict[tuple[str, str, bool], np.ndarray] = {}
+        self._injection_seed = 0
+        from .device import module_device
+
+        self._device = module_device(model)
 
     # -- running ----------------------------------------------------------------------------------
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            return self.model(x)
+            return self.model(x.to(self.device, non_blocking=True))
+
+    @property
+    def device(self) -> torch.device:
+        """Where the network runs (every layer's state is there)."""
+        return self._device
+
+    def to(self, device: "torch.device | str") -> "QuantizedNetwork":
+        """Move the network, with every piece of layer state (weight codes, scales, biases, compensation,
+        prepared kernels, injection), to ``device``; returns ``self``. Results are bit-identical on every device."""
+        from .device import resolve_device
+
+        device = resolve_device(device)
+        if device == self._device:
+            return self
+        self.model.to(device)
+        self.float_model.to(device)
+        self._device = device
+        for name in self.layers:
+            self.layer(name).move_quant_state()
+        assignment, compensation, injection = dict(self.assignment), self.compensation, dict(self.injection)
+        self.set_assignment(assignment, compensation, self.method)
+        self.set_injection(injection, self._injection_seed)
+        return self
 
     def layer(self, name: str) -> QuantLayer:
         """The quantised module called ``name``."""
@@ -75,7 +102,7 @@ class QuantizedNetwork:
 
     def weight_codes(self, name: str) -> np.ndarray:
         """The layer's weight operands (int64 values as the LUT sees them), (O, C/g, kh, kw) or (O, K)."""
-        return self.layer(name).weight_codes.numpy().astype(np.int64)
+        return self.layer(name).weight_codes.cpu().numpy().astype(np.int64)
 
     def weight_map(self, name: str, multiplier: Any, compensation: str | None = None) -> np.ndarray | None:
         """Layer ``name``'s weights tuned to ``multiplier`` under ``compensation`` (default: the layer's current
@@ -96,8 +123,8 @@ class QuantizedNetwork:
         weight_map = self.weight_map(name, multiplier, compensation)
         if weight_map is None:
             return layer.weight_codes
-        tuned = apply_weight_map(layer.weight_codes.numpy(), weight_map, self.scheme == "int8")
-        return torch.from_numpy(tuned).to(layer.weight_codes.dtype)
+        tuned = apply_weight_map(layer.weight_codes.cpu().numpy(), weight_map, self.scheme == "int8")
+        return torch.from_numpy(tuned).to(device=layer.weight_codes.device, dtype=layer.weight_codes.dtype)
 
     def error_table(self, name: str, multiplier: Any, compensation: str | None = None) -> np.ndarray:
         """``multiplier``'s error in layer ``name`` per (activation, original weight), int64 (256, 256)."""
@@ -149,7 +176,7 @@ class QuantizedNetwork:
                 layer.arithmetic = exact_arithmetic(layer.weight_codes, self.scheme)
                 layer.set_correction(None, None)
                 continue
-            kernel = get_kernel(multiplier.lut, signed, method)
+            kernel = get_kernel(multiplier.lut, signed, method, self.device)
             layer.arithmetic = Arithmetic(kernel, self.operand_weights(name, multiplier, modes[name]), multiplier.name)
             layer.set_correction(*self._correction(name, multiplier, modes[name]))
         stored = compensation if isinstance(compensation, str) else dict(compensation)
@@ -171,6 +198,7 @@ class QuantizedNetwork:
                 unit = product_rms(hist.activation, hist.weight, self.scheme)
             layer.noise = GaussianInjection(self.layers[name].k, spec.mean * unit, spec.std * unit, seed + index)
         self.injection = dict(mapping)
+        self._injection_seed = seed
 
     def reset(self) -> None:
         """Exact multipliers everywhere, no injection, no compensation."""
@@ -196,7 +224,7 @@ class QuantizedNetwork:
         """
         layer = self.layer(name)
         with self._exact(), self.capture([name]) as records, torch.no_grad():
-            self.model(images)
+            self.model(images.to(self.device))
         codes = torch.cat(records[name])
         multiplier = multiplier if multiplier is not None else self.assignment.get(name)
         if isinstance(multiplier, str):
@@ -204,7 +232,7 @@ class QuantizedNetwork:
         with torch.no_grad():
             exact = layer.products(codes, exact_arithmetic(layer.weight_codes, self.scheme))
             emulated = exact if multiplier is None else layer.products(
-                codes, Arithmetic(get_kernel(multiplier.lut, self.scheme == "int8", method),
+                codes, Arithmetic(get_kernel(multiplier.lut, self.scheme == "int8", method, self.device),
                                   self.operand_weights(name, multiplier, self._mode(name, None)))
             )
         return GemmOutputs(codes, exact, emulated)
@@ -221,9 +249,9 @@ class QuantizedNetwork:
         layer = self.layer(name)
         b = expected_error(
             self.error_table(name, multiplier, mode), self.histograms[name].activation_per_channel,
-            layer.lut_index(layer.weight_codes).numpy(), layer.groups if isinstance(layer, nn.Conv2d) else 1,
+            layer.lut_index(layer.weight_codes).cpu().numpy(), layer.groups if isinstance(layer, nn.Conv2d) else 1,
         )
-        return None, -torch.from_numpy(b)
+        return None, -torch.from_numpy(b).to(self.device)
 
     def _fit_affine(self, resolved: Mapping[str, Any], modes: Mapping[str, str], method: str) -> None:
         """Fit gain/offset per channel for every (layer, design) not fitted before, in one calibration pass."""
@@ -236,7 +264,7 @@ class QuantizedNetwork:
         weights = {name: self.operand_weights(name, m, modes[name]) for name, m in todo.items()}
 
         def observer(layer: QuantLayer, codes: torch.Tensor, name: str) -> None:
-            approx = Arithmetic(get_kernel(todo[name].lut, signed, method), weights[name])
+            approx = Arithmetic(get_kernel(todo[name].lut, signed, method, self.device), weights[name])
             zero = layer.zero_point_terms(codes) if self.scheme == "uint8" else 0.0
             fits[name].update(layer.products(codes, approx) - zero, layer.products(codes) - zero)
 
@@ -293,5 +321,5 @@ class QuantizedNetwork:
         from .evaluate import batches
 
         with torch.no_grad():
-            for x, _ in batches(self.calibration, self.batch_size, progress=False, desc=what):
-                self.model(x)
+            for x, _ in batches(self.calibration, self.batch_size, progress=False, desc=what, device=self.device):
+                self.model(x.to(self.device, non_blocking=True))

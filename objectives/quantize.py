@@ -27,20 +27,27 @@ def quantize(
     calibrator: str = "mse",
     batch_size: int = 128,
     name: str = "",
+    device: Any = None,
 ) -> QuantizedNetwork:
-    """Quantise a float ``model`` with the ``calibration`` data set of (image, label) pairs.
+    """Quantise a float ``model`` with the ``calibration`` data set of (image, label) pairs, for ``device``
+    (default: the CPU).
 
     ``int8``: symmetric signed activations (per tensor) and weights (per output channel);
     ``uint8``: asymmetric unsigned codes with zero points for both. The float model is not changed.
+    The ranges are calibrated with the float model on the CPU wherever the network will run: float
+    convolutions differ in their last bits between devices (and libraries), the ranges they give
+    must not, so the quantised network, and every result of it, is the same on every device.
     """
     if scheme not in SCHEMES:
         raise ObjectiveInputError(f"unknown scheme {scheme!r}; choose one of {', '.join(SCHEMES)}")
     start = time.perf_counter()
-    folded = fold_batchnorm(model)
+    folded = fold_batchnorm(model).cpu()
     layers = gemm_layers(folded, input_shape)
     observers = _observe_inputs(folded, layers, calibration, batch_size)
     quantised = _convert(folded, layers, observers, scheme, calibrator)
     net = QuantizedNetwork(quantised, folded, scheme, layers, calibration, batch_size, name)
+    if device is not None:
+        net.to(device)
     logger.info("quantised %s (%s, %d layers) in %.1f s", name or "model", scheme, len(layers), time.perf_counter() - start)
     return net
 
