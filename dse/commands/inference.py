@@ -37,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--method", choices=METHODS, default="auto", help="emulation kernel path (default auto)")
     ev.add_argument("--batch-size", type=int, default=256, help="images per batch (default 256)")
     ev.add_argument("--import", dest="imports", action="append", default=[], metavar="PATH", help="also import designs from a LUT folder or metadata file (repeatable)")
+    add_device_argument(ev)
     ev.add_argument("--json", action="store_true", help='print {"top1", "top5", "images", "seconds"} as JSON')
     ev.set_defaults(handler=eval_command)
 
@@ -46,6 +47,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     layers.set_defaults(handler=layers_command)
 
 
+def add_device_argument(parser: argparse.ArgumentParser) -> None:
+    """``--device`` (checked by :func:`resolve_device_argument` in the handler, so a mistake is one line)."""
+    parser.add_argument("--device", default="auto", metavar="DEVICE",
+                        help="where inference runs: cpu, cuda, cuda:N or auto (default: CUDA when present, else cpu); "
+                        "results are identical on every device")
+
+
+def resolve_device_argument(args: argparse.Namespace):
+    """The torch device of ``--device``; a device that is unknown or not on this machine is a one-line user error."""
+    with _user_errors():
+        from objectives.device import resolve_device
+
+        return resolve_device(args.device)
+
+
 def eval_command(args: argparse.Namespace) -> int:
     """Handler of ``dse eval``."""
     if args.float and (args.compensate != "none" or args.tune_weights):
@@ -53,6 +69,7 @@ def eval_command(args: argparse.Namespace) -> int:
     for flag, value in (("--limit", args.limit), ("--calibration", args.calibration), ("--batch-size", args.batch_size)):
         if value is not None and value <= 0:
             raise UserError(f"{flag} must be a positive number, got {value}")
+    device = resolve_device_argument(args)  # first: nothing is loaded for a device this machine lacks
     with _user_errors():
         from objectives.data import load_data
         from objectives.evaluate import evaluate
@@ -61,13 +78,14 @@ def eval_command(args: argparse.Namespace) -> int:
         network = get_network(args.network, args.weights)
         data = load_data(network, args.data, download=args.download, calibration_size=args.calibration)
         if args.float:
-            result = evaluate(network.model, data, args.limit, args.batch_size)
+            result = evaluate(network.model.to(device), data, args.limit, args.batch_size)
             label = "float"
         else:
             from objectives.assignment import load_assignment
             from objectives.quantize import quantize
 
-            net = quantize(network.model, data.calibration, network.input_shape, args.scheme, batch_size=args.batch_size, name=network.name)
+            net = quantize(network.model, data.calibration, network.input_shape, args.scheme, batch_size=args.batch_size,
+                           name=network.name, device=device)
             mapping = {}
             if args.multiplier:
                 mapping = {layer: args.multiplier for layer in net.layers}

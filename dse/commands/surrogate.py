@@ -10,6 +10,7 @@ from pathlib import Path
 from ..errors import UserError
 from ..errors import objective_errors as _user_errors
 from ..output import atomic_write_bytes, atomic_write_text, format_table
+from .inference import add_device_argument, resolve_device_argument
 
 SCHEMES = ("int8", "uint8")
 COMPENSATIONS = ("none", "bias", "affine")
@@ -25,6 +26,7 @@ def _network_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--import", dest="imports", action="append", default=[], metavar="PATH",
                         help="also import designs from a LUT folder or metadata file (repeatable)")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
+    add_device_argument(parser)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -85,15 +87,15 @@ def _positive(args: argparse.Namespace, *names: str) -> None:
             raise UserError(f"--{name.replace('_', '-')} must be a positive number, got {value}")
 
 
-def _quantised(args: argparse.Namespace):
-    """Network, data split and quantised network from the common arguments."""
+def _quantised(args: argparse.Namespace, device):
+    """Network, data split and quantised network (on ``device``) from the common arguments."""
     from objectives.data import load_data
     from objectives.networks import get_network
     from objectives.quantize import quantize
 
     network = get_network(args.network, args.weights)
     data = load_data(network, args.data, calibration_size=args.calibration)
-    qnet = quantize(network.model, data.calibration, network.input_shape, args.scheme, name=network.name)
+    qnet = quantize(network.model, data.calibration, network.input_shape, args.scheme, name=network.name, device=device)
     return network, data, qnet
 
 
@@ -119,6 +121,7 @@ def _designs(args: argparse.Namespace, names: list[str] | None = None):
 def distortion_command(args: argparse.Namespace) -> int:
     """Handler of ``dse distortion``."""
     _positive(args, "limit", "calibration")
+    device = resolve_device_argument(args)
     designs = _designs(args, args.multiplier or None)
     with _user_errors():
         import torch
@@ -126,7 +129,7 @@ def distortion_command(args: argparse.Namespace) -> int:
         from objectives.distortion.operands import collect_operands
         from objectives.distortion.validation import compare_distortion, summarise
 
-        _, data, qnet = _quantised(args)
+        _, data, qnet = _quantised(args, device)
         operands = collect_operands(qnet, seed=args.seed, progress=not args.json)
         evaluation = data.limited(args.limit)
         images = torch.stack([evaluation[i][0] for i in range(len(evaluation))])
@@ -155,11 +158,12 @@ def distortion_command(args: argparse.Namespace) -> int:
 def inject_command(args: argparse.Namespace) -> int:
     """Handler of ``dse inject``."""
     _positive(args, "limit", "calibration")
+    device = resolve_device_argument(args)
     out = args.out
     with _user_errors():
         from objectives.distortion.injection_study import injection_grid
 
-        _, data, qnet = _quantised(args)
+        _, data, qnet = _quantised(args, device)
         result = injection_grid(qnet, data.limited(args.limit), args.grid, seed=args.seed, progress=not args.json,
                                 axes=args.axes)
     from ..plots import injection_plots
@@ -192,13 +196,15 @@ def inject_command(args: argparse.Namespace) -> int:
 def predict_command(args: argparse.Namespace) -> int:
     """Handler of ``dse predict``."""
     _positive(args, "limit", "calibration", "map_points")
+    device = resolve_device_argument(args)
     designs = _designs(args)
     with _user_errors():
         from objectives.assignment import load_assignment
         from objectives.distortion.cache import cached_surrogate
 
         mapping = load_assignment(args.assign)
-        network, data, qnet = _quantised(args)
+        network, data, qnet = _quantised(args, device)
+        # the cache key leaves the device out: the surrogate is the same on every device
         surrogate = cached_surrogate(
             qnet, data, designs, args.compensate, key_parts=(network.name, str(args.weights), str(args.data), str(args.calibration)),
             map_points=args.map_points, limit=args.limit, seed=args.seed, progress=not args.json,

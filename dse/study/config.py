@@ -47,6 +47,7 @@ class StudyConfig:
     confirmation: S.ConfirmationSection
     grouping: S.GroupingSection
     storage: S.StorageSection
+    run: S.RunSection
 
     @property
     def name(self) -> str:

@@ -5,7 +5,9 @@ trial's ``assignment_hash`` user attribute: anything already measured is never m
 a rerun redoes nothing finished. Each job is claimed through the storage before it runs
 (:mod:`dse.study.claims`), so workers sharing a study never measure one assignment twice.
 Evaluation processes (joblib's loky) build the study's target from the study config once and keep
-it for their later tasks.
+it for their later tasks. On a CUDA device (``run.device``) every measurement runs in this process,
+one at a time: processes sharing one GPU would only queue on it, each holding its own copy of the
+network and the kernels' tables.
 """
 
 from __future__ import annotations
@@ -195,6 +197,12 @@ def measure(
         return done
     images = config.confirmation.images or None
     workers = _workers(n_jobs, len(wanted))
+    if workers > 1:
+        device = _gpu(config)
+        if device is not None:
+            logger.info("%s on %s: measuring in this process, one job at a time (confirmation.jobs = %d applies to "
+                        "the CPU only)", desc, device, n_jobs)
+            workers = 1
     pool = _ProcessPool(workers) if workers > 1 else _InlinePool()
     running: dict[Any, tuple[Job, int | None]] = {}
     finished = sum(job.key in done for job in wanted)
@@ -292,6 +300,14 @@ class _ProcessPool:
 
 def _ignore_interrupts() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _gpu(config: "StudyConfig") -> Any:
+    """The study's device when it is a CUDA GPU (``run.device``), else None."""
+    from .target import study_device
+
+    device = study_device(config)
+    return device if device.type == "cuda" else None
 
 
 def _workers(n_jobs: int, tasks: int) -> int:

@@ -13,6 +13,7 @@ Written into a fresh folder that replaces ``--out`` in one rename (never half an
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import logging
@@ -26,6 +27,7 @@ import numpy as np
 from ..errors import UserError
 from .energy import ACTIVITY, CACHE_FILE, read_activity_table
 from .front import Front, FrontPoint, compensation_label
+from .schema import RunSection
 from .target import layer_compensation
 
 if TYPE_CHECKING:
@@ -86,18 +88,21 @@ def export_point(folder: "StudyFolder", front: Front, index: int, point: FrontPo
     for name in used:
         if name not in zoo or zoo[name].lut_sha256 != designs[name]["lut_sha256"]:
             raise UserError(f"design {name} is not in the zoo as it was when the study ran (LUT changed or import missing)")
+    # the network is rebuilt on the CPU whatever run.device the study ran with (the same constants on every
+    # device), so a study folder from a GPU machine exports anywhere
+    on_cpu = dataclasses.replace(config, run=RunSection(device="cpu"))
     corrections: dict[str, dict[str, list[float]]] = {}
     if point.compensation != "none":
         from .target import build_target
 
         with objective_errors():
-            corrections = build_target(config, [zoo[d["name"]] for d in folder.designs]).corrections(point.assignment, point.compensation)
+            corrections = build_target(on_cpu, [zoo[d["name"]] for d in folder.designs]).corrections(point.assignment, point.compensation)
     weight_maps: dict[str, list[int]] = {}
     if config.compensation.tune_weights:
         from .target import build_target
 
         with objective_errors():
-            weight_maps = build_target(config, [zoo[d["name"]] for d in folder.designs]).weight_maps(point.assignment, point.compensation)
+            weight_maps = build_target(on_cpu, [zoo[d["name"]] for d in folder.designs]).weight_maps(point.assignment, point.compensation)
     layers = _layer_rows(folder, point, designs, corrections, weight_maps)
     parent = out.resolve().parent
     if not parent.is_dir():

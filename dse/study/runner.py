@@ -84,8 +84,9 @@ def run_study(
     (each logged as a warning); ``heartbeat``: seconds between the heartbeats of this worker's claims.
     """
     from .candidates import select_multipliers
-    from .target import build_target
+    from .target import build_target, study_device
 
+    study_device(config)  # first: a device this machine lacks is refused before anything is written or moved
     timings: dict[str, float] = {}
     clock = time.perf_counter()
     storage_name = storage_description(config.storage, directory)

@@ -166,6 +166,17 @@ class StorageSection:
     journal: str = key("", "optuna journal file for many workers (relative: inside the study folder)")
 
 
+@dataclass(frozen=True)
+class RunSection:
+    """[run]: where this run's inference runs (no key here changes a result)."""
+
+    device: str = key(
+        "auto", "cpu, cuda, cuda:N or auto (CUDA when present, else cpu); inference is bit-exact, so every device "
+        "gives the same results; on a CUDA device the confirmation measures in this one process, whatever "
+        "confirmation.jobs says",
+    )
+
+
 #: Table name -> its dataclass, in file order.
 SECTIONS: dict[str, type] = {
     "study": StudySection,
@@ -181,6 +192,7 @@ SECTIONS: dict[str, type] = {
     "confirmation": ConfirmationSection,
     "grouping": GroupingSection,
     "storage": StorageSection,
+    "run": RunSection,
 }
 
 #: Keys that may change between runs of one study directory (they do not change finished results).
@@ -188,6 +200,7 @@ RESUMABLE = frozenset(
     {
         "study.description", "search.budget", "confirmation.candidates", "confirmation.jobs",
         "confirmation.report_drops", "confirmation.held_out", "data.batch_size", "storage.url", "storage.journal",
+        "run.device",
     }
 )
 

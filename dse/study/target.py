@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: Targets built in this process, by study digest (worker processes reuse theirs).
+#: Targets built in this process, by study digest and device (worker processes reuse theirs).
 _BUILT: dict[str, "Target"] = {}
 
 
@@ -125,9 +125,22 @@ def objective_errors() -> Iterator[None]:
         raise UserError(str(error)) from None
 
 
+def study_device(config: "StudyConfig") -> Any:
+    """The torch device of the study's ``run.device``; one that is unknown or not on this machine is a one-line
+    user error naming the study file and what the machine has."""
+    from objectives.device import DeviceError, resolve_device
+
+    try:
+        return resolve_device(config.run.device)
+    except DeviceError as error:
+        raise UserError(f"{config.path}: run.device: {error}") from None
+
+
 def build_target(config: "StudyConfig", multipliers: list["Multiplier"] | None = None) -> Target:
-    """Load the network and data, quantise, check the layer names of the study file (cached per process)."""
-    key = config.digest()
+    """Load the network and data, quantise on the study's device (``run.device``), check the layer names of the
+    study file (cached per process)."""
+    device = study_device(config)
+    key = f"{config.digest()}@{device}"  # run.device is left out of the digest: it changes no result
     if key in _BUILT:
         return _BUILT[key]
     from objectives.data import load_data
@@ -147,7 +160,7 @@ def build_target(config: "StudyConfig", multipliers: list["Multiplier"] | None =
         )
         qnet = quantize(
             network.model, data.calibration, network.input_shape, config.quantization.scheme,
-            batch_size=section.batch_size, name=network.name,
+            batch_size=section.batch_size, name=network.name, device=device,
         )
         qnet.weight_tuning = config.compensation.tune_weights
     names = list(qnet.layers)
