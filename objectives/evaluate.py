@@ -51,14 +51,27 @@ def drop_standard_error(baseline_hits: bytes, hits: bytes, images: int) -> float
 def batches(
     dataset: Any, batch_size: int = 256, progress: bool = True, desc: str = "", device: Any = None,
 ) -> Iterator[tuple]:
-    """(images, labels) batches of a torch data set, in order, with an optional tqdm bar over images
-    (``device``: where the batches go next; CUDA gets pinned memory for asynchronous copies)."""
+    """(images, labels) batches of a torch data set, in order, with an optional tqdm bar over images (in images/s)
+    (``device``: where the batches go next; CUDA gets pinned memory for asynchronous copies).
+
+    A :class:`~objectives.data.DecodedCache`, or a Subset of one, first decodes the images it lacks (in loader
+    worker processes), then is read in this process; other data sets that decode image files (an ImageFolder,
+    Subsets and wrappers of one) are loaded by :func:`~objectives.data.data_workers` worker processes; in-memory
+    data sets (tensors) are read in this process. Every way gives the same batches in the same order.
+    """
     from torch.utils.data import DataLoader
     from tqdm import tqdm
 
+    from .data import PROGRESS_FORMAT, PROGRESS_UNIT, data_workers, decoded_source, decodes_files
+
     pin = device is not None and torch.device(device).type == "cuda"
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0, pin_memory=pin)
-    with tqdm(total=len(dataset), unit="img", desc=desc, disable=not progress, leave=False) as bar:
+    cache, rows = decoded_source(dataset)
+    if cache is not None:
+        cache.ensure(rows, progress=progress)
+    workers = data_workers() if decodes_files(dataset) else 0
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers, pin_memory=pin)
+    with tqdm(total=len(dataset), unit=PROGRESS_UNIT, bar_format=PROGRESS_FORMAT, desc=desc, disable=not progress,
+              leave=False) as bar:
         for x, y in loader:
             yield x, y
             bar.update(len(y))
