@@ -82,7 +82,7 @@ def collect_operands(
                 for name in names:
                     layer = qnet.layer(name)
                     for codes in records[name]:
-                        out = _exact_output(layer, codes)
+                        out = _exact_output(layer, codes).cpu()  # summed on the CPU: the same on every device
                         energy[name] = energy[name] + out.pow(2).transpose(0, 1).reshape(out.shape[1], -1).sum(1).numpy()
                         _accumulate(layer, codes, accumulators, name, rng, total_images if covariance else 0, signed)
                     records[name].clear()
@@ -112,7 +112,7 @@ def _columns(layer: Any, codes: Any) -> np.ndarray:
     import torch.nn.functional as F
     from torch import nn
 
-    index = layer.lut_index(codes)
+    index = layer.lut_index(codes).cpu()
     if not isinstance(layer, nn.Conv2d):
         return index.numpy()[None]
     cols = F.unfold(index.double(), layer.kernel_size, dilation=layer.dilation, stride=layer.stride)
@@ -143,9 +143,9 @@ def _activation_values(layer: Any, signed: bool) -> np.ndarray:
 
 
 def _layer_operands(name, layer, info, accumulators, output_energy, signed) -> list[LayerOperands]:
-    w_index = layer.lut_index(layer.weight_codes).numpy().reshape(layer.weight_codes.shape[0], -1)  # (O, K)
-    w_values = layer.weight_codes.double().reshape(w_index.shape[0], -1).numpy()
-    w_values = w_values - layer.quant.weight_zero.double().numpy()[:, None]
+    w_index = layer.lut_index(layer.weight_codes).cpu().numpy().reshape(layer.weight_codes.shape[0], -1)  # (O, K)
+    w_values = layer.weight_codes.double().reshape(w_index.shape[0], -1).cpu().numpy()
+    w_values = w_values - layer.quant.weight_zero.double().cpu().numpy()[:, None]
     groups = len(accumulators)
     per_group = w_index.shape[0] // groups
     out = []

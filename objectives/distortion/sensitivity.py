@@ -18,6 +18,7 @@ rounding downstream).
 
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -52,10 +53,12 @@ def linearised_sensitivities(qnet: Any, max_images: int = 256, progress: bool = 
 
     from ..evaluate import batches
 
-    model = qnet.float_model
+    # On the CPU wherever the network runs: float convolutions and their gradients differ in the last
+    # bits between devices, and the surrogate (so the search and its front) must not.
+    model = qnet.float_model if qnet.device.type == "cpu" else copy.deepcopy(qnet.float_model).cpu()
     names = list(qnet.layers)
     modules = {name: model.get_submodule(name) for name in names}
-    scales = {name: qnet.layer(name).requant_scale.detach().double() for name in names}
+    scales = {name: qnet.layer(name).requant_scale.detach().double().cpu() for name in names}
     outputs: dict[str, Any] = {}
 
     def keep(name: str):
@@ -129,7 +132,8 @@ def calibrate_by_injection(
     saved = dict(qnet.assignment), qnet.compensation, dict(qnet.injection)
     qnet.reset()
     try:
-        reference = [qnet(x).double() for x, _ in batches(data, qnet.batch_size, progress=False)]
+        # logits to the CPU before any sum: bit-identical logits give identical factors on every device
+        reference = [qnet(x).double().cpu() for x, _ in batches(data, qnet.batch_size, progress=False)]
         names = list(qnet.layers)
         iterator = names
         if progress:
@@ -141,11 +145,11 @@ def calibrate_by_injection(
             info = qnet.layers[name]
             variance = INJECTION_POWER * output_energy[name] / (info.m * info.n)  # per output, accumulator units
             generator = torch.Generator().manual_seed(seed * 7919 + index)
-            layer.noise = lambda _layer, sums, std=variance**0.5, g=generator: torch.randn(
-                sums.shape, generator=g, dtype=torch.float64) * std
+            layer.noise = lambda _layer, sums, std=variance**0.5, g=generator: (torch.randn(
+                sums.shape, generator=g, dtype=torch.float64) * std).to(sums.device)
             try:
                 measured = sum(
-                    float(((qnet(x).double() - ref) ** 2).sum())
+                    float(((qnet(x).double().cpu() - ref) ** 2).sum())
                     for (x, _), ref in zip(batches(data, qnet.batch_size, progress=False), reference)
                 ) / len(data)
             finally:

@@ -65,7 +65,7 @@ def measure_error_energy(qnet: Any, images: Any, multipliers: Sequence[Any], met
                 exact = {name: layer.products(codes, exact_arithmetic(layer.weight_codes, qnet.scheme))}
             if m.is_exact:
                 continue
-            approx = layer.products(codes, Arithmetic(get_kernel(m.lut, signed, method), layer.weight_codes))
+            approx = layer.products(codes, Arithmetic(get_kernel(m.lut, signed, method, qnet.device), layer.weight_codes))
             measured[name][position[m.name]] = float(((approx - exact[name]) ** 2).sum()) / count
     return measured
 

@@ -2,7 +2,7 @@
 
 For tables with no cheap exact factorisation (Mitchell, MBM and the like) each product is a table
 read. The table is stored as 16-bit entries, ``lut - centre`` (128 KiB, resident in each
-multiprocessor's L1 cache), and the kernel computes a (BLOCK_M x BLOCK_N) tile of outputs: for each
+multiprocessor's L1 cache; 32-bit for the rare table spanning more than 16 bits), and the kernel computes a (BLOCK_M x BLOCK_N) tile of outputs: for each
 of the K receptive-field elements it loads BLOCK_M activation codes and BLOCK_N weight codes and
 gathers the BLOCK_M x BLOCK_N products ``lut[a, w]``; the lanes of a warp run along the output
 channels, so one warp's reads for one activation fall in one 512-byte row of the table. Sums are
@@ -82,7 +82,7 @@ class LutPlan:
     """A layer's weights and table as the Triton kernel needs them (on the layer's device)."""
 
     weight: torch.Tensor  # uint8 (K, O): column index of every weight, k = (i, j, c)
-    table: torch.Tensor  # int16 (65536,): lut - centre, row-major (activation index * 256 + weight index)
+    table: torch.Tensor  # int16 (int32 if needed) (65536,): lut - centre, row = activation index, column = weight
     centre: int
     kernel_size: tuple[int, int]
     dtype: torch.dtype  # float32 where every sum is below 2^24, else float64
@@ -93,9 +93,8 @@ def prepare_lut(lut: np.ndarray, w_codes: torch.Tensor, table_cache: dict) -> Lu
     o, c, kh, kw = (int(s) for s in w_codes.shape)
     k = c * kh * kw
     lo, hi = int(lut.min()), int(lut.max())
-    if hi - lo > 65535:
-        return None
     centre = (lo + hi + 1) // 2
+    narrow = hi - lo <= 65535  # 16-bit entries (128 KiB); else 32-bit (e.g. an unsigned 256 x 256 = 65536)
     wc = w_codes.detach().cpu().numpy().astype(np.int64)
     centred = lut - centre
     column_max = np.abs(centred).max(axis=0).astype(np.float64)  # (256,) per weight index
@@ -106,7 +105,7 @@ def prepare_lut(lut: np.ndarray, w_codes: torch.Tensor, table_cache: dict) -> Lu
     device = w_codes.device
     key = (device, centre)
     if key not in table_cache:
-        table_cache[key] = torch.tensor(centred.astype(np.int16).reshape(-1), device=device)
+        table_cache[key] = torch.tensor(centred.astype(np.int16 if narrow else np.int32).reshape(-1), device=device)
     weight = torch.tensor(wc.transpose(2, 3, 1, 0).reshape(k, o).astype(np.uint8), device=device)
     dtype = torch.float32 if bound < FLOAT32_EXACT else torch.float64
     return LutPlan(weight.contiguous(), table_cache[key], centre, (kh, kw), dtype)
