@@ -54,15 +54,15 @@ def batches(
     """(images, labels) batches of a torch data set, in order, with an optional tqdm bar over images (in images/s)
     (``device``: where the batches go next; CUDA gets pinned memory for asynchronous copies).
 
-    A :class:`~objectives.data.DecodedCache`, or a Subset of one, first decodes the images it lacks (in loader
+    A :class:`~objectives.decoded_cache.DecodedCache`, or a Subset of one, first decodes the images it lacks (in loader
     worker processes), then is read in this process; other data sets that decode image files (an ImageFolder,
-    Subsets and wrappers of one) are loaded by :func:`~objectives.data.data_workers` worker processes; in-memory
+    Subsets and wrappers of one) are loaded by :func:`~objectives.decoded_cache.data_workers` worker processes; in-memory
     data sets (tensors) are read in this process. Every way gives the same batches in the same order.
     """
     from torch.utils.data import DataLoader
     from tqdm import tqdm
 
-    from .data import PROGRESS_FORMAT, PROGRESS_UNIT, data_workers, decoded_source, decodes_files
+    from .decoded_cache import PROGRESS_FORMAT, PROGRESS_UNIT, data_workers, decoded_source, decodes_files
 
     pin = device is not None and torch.device(device).type == "cuda"
     cache, rows = decoded_source(dataset)

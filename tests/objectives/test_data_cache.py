@@ -1,4 +1,4 @@
-"""The decoded-image cache (objectives.data.DecodedCache) and batches() with loader workers: the same tensors,
+"""The decoded-image cache (objectives.decoded_cache.DecodedCache) and batches() with loader workers: the same tensors,
 labels and order as decoding every time, in memory and in a file; the file reused, rebuilt when stale or damaged."""
 
 from __future__ import annotations
@@ -13,16 +13,16 @@ import torch
 from PIL import Image
 from torch.utils.data import Subset
 
-from objectives.data import (
-    DataError,
-    DecodedCache,
+from objectives.data import load_data
+from objectives.decoded_cache import (
     PROGRESS_FORMAT,
     PROGRESS_UNIT,
+    DecodedCache,
     data_workers,
-    load_data,
     memory_budget,
     parse_size,
 )
+from objectives.errors import DataError
 from objectives.evaluate import batches
 
 CLASSES = ("ant", "bee", "cat")
@@ -118,7 +118,7 @@ def test_file_cache_gives_the_folders_tensors_and_is_reused(images, tmp_path):
 def test_file_cache_is_rebuilt_when_the_folder_changes(images, tmp_path, caplog):
     DecodedCache(folder(images), tmp_path / "cache", budget=1).ensure()
     Image.new("RGB", (20, 17), (200, 10, 30)).save(images / "bee" / "new.png")
-    with caplog.at_level(logging.INFO, logger="objectives.data"):
+    with caplog.at_level(logging.INFO, logger="objectives.decoded_cache"):
         cache = DecodedCache(folder(images), tmp_path / "cache", budget=1)
         cache.ensure()
     assert "earlier state" in caplog.text
@@ -134,7 +134,7 @@ def test_truncated_file_is_rebuilt(images, tmp_path, caplog):
     del first
     with open(path, "r+b") as handle:
         handle.truncate(path.stat().st_size - 100)
-    with caplog.at_level(logging.WARNING, logger="objectives.data"):
+    with caplog.at_level(logging.WARNING, logger="objectives.decoded_cache"):
         cache = DecodedCache(folder(images), tmp_path / "cache", budget=1)
         cache.ensure()
     assert "damaged" in caplog.text
@@ -150,7 +150,7 @@ def test_damaged_image_in_the_file_is_decoded_again(images, tmp_path, caplog):
     with open(path, "r+b") as handle:  # scribble over image 5
         handle.seek(4096 + 5 * row + 40)
         handle.write(b"\xff" * 16)
-    with caplog.at_level(logging.WARNING, logger="objectives.data"):
+    with caplog.at_level(logging.WARNING, logger="objectives.decoded_cache"):
         cache = DecodedCache(folder(images), tmp_path / "cache", budget=1)
         assert_same_batches(all_batches(cache), all_batches(folder(images)))
     assert "CRC" in caplog.text and cache.decoded == 1
@@ -175,7 +175,7 @@ def test_batches_with_workers_equal_batches_without(images, tmp_path, monkeypatc
     monkeypatch.setenv("DSE_DATA_WORKERS", "2")
     assert data_workers() == 2
     assert_same_batches(all_batches(Subset(folder(images), subset), batch_size=3), plain)
-    monkeypatch.setattr("objectives.data._DECODE_BATCH", 2)  # worker processes even for these few images
+    monkeypatch.setattr("objectives.decoded_cache._DECODE_BATCH", 2)  # worker processes even for these few images
     for budget in (None, 1):  # the cache decodes with two workers, into memory and into a file
         cache = DecodedCache(folder(images), tmp_path / f"cache{budget}", budget=budget)
         Counting.calls = 0
