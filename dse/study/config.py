@@ -48,6 +48,9 @@ class StudyConfig:
     grouping: S.GroupingSection
     storage: S.StorageSection
     run: S.RunSection
+    #: Where this run keeps decoded evaluation images that do not fit in memory (the runner sets it to the
+    #: study folder's ``decoded/``; "" means the user cache). Not part of the study's identity.
+    data_cache: str = ""
 
     @property
     def name(self) -> str:

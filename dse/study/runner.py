@@ -12,6 +12,7 @@ deterministic function of the storage, so all workers make the same ones.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -87,6 +88,8 @@ def run_study(
     from .target import build_target, study_device
 
     study_device(config)  # first: a device this machine lacks is refused before anything is written or moved
+    # decoded images that do not fit in memory live in the study folder (worker processes get the config too)
+    config = dataclasses.replace(config, data_cache=str(directory / "decoded"))
     timings: dict[str, float] = {}
     clock = time.perf_counter()
     storage_name = storage_description(config.storage, directory)

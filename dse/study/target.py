@@ -156,7 +156,7 @@ def build_target(config: "StudyConfig", multipliers: list["Multiplier"] | None =
         network = get_network(config.network.name, config.network.weights or None)
         data = load_data(
             network, section.test or None, download=section.download, calibration_size=section.calibration_images,
-            calibration_path=section.calibration or None,
+            calibration_path=section.calibration or None, cache_folder=config.data_cache or None,
         )
         qnet = quantize(
             network.model, data.calibration, network.input_shape, config.quantization.scheme,
