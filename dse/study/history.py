@@ -89,13 +89,17 @@ class SearchRecorder:
             values=[float(v) for v in f], system_attrs={RECORD: attrs, f"constraints:{CONSTRAINT}": float(g)}
         )
 
-    def as_optuna(self, trials: Sequence["optuna.trial.FrozenTrial"]) -> list["optuna.trial.FrozenTrial"]:
-        """Stored trials with the genes as optuna parameters (for a sampler's working copy)."""
+    def as_optuna(
+        self, trials: Sequence["optuna.trial.FrozenTrial"], distributions: dict | None = None,
+    ) -> list["optuna.trial.FrozenTrial"]:
+        """Stored trials with the genes as optuna parameters (for a sampler's working copy; ``distributions``:
+        equal ones to use instead of :attr:`distributions`)."""
         import optuna
 
         return [
             optuna.trial.create_trial(
-                params=self.encoding.params(t.system_attrs[RECORD][GENOTYPE]), distributions=self.distributions,
+                params=self.encoding.params(t.system_attrs[RECORD][GENOTYPE]),
+                distributions=self.distributions if distributions is None else distributions,
                 values=t.values,
                 system_attrs={
                     **{k: v for k, v in t.system_attrs[RECORD].items() if k != GENOTYPE},

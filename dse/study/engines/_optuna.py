@@ -9,6 +9,7 @@ an uninterrupted one would: samplers keep all other state (NSGA-II generations) 
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import warnings
@@ -51,6 +52,59 @@ def sampler_kwargs(cls: type, options: dict[str, Any], seed: int, population: in
     return kwargs
 
 
+@functools.lru_cache(maxsize=1)
+def _fast_categorical() -> type:
+    from optuna.distributions import CategoricalDistribution
+
+    class FastCategorical(CategoricalDistribution):
+        """A categorical distribution of NaN-free choices; equal to any categorical distribution of equal choices."""
+
+        def __eq__(self, other: object) -> bool:
+            if not isinstance(other, CategoricalDistribution):
+                return NotImplemented
+            return self.choices == other.choices
+
+        __hash__ = CategoricalDistribution.__hash__
+
+    return FastCategorical
+
+
+def fast_distributions(distributions: dict[str, Any]) -> dict[str, Any]:
+    """Equal distributions that compare in C: optuna compares categorical choices element by element in
+    Python (NaN-aware), several times per parameter of every trial asked, most of a search's time. Our
+    choices are design names and indices, never NaN, so tuple equality is the same test."""
+    from optuna.distributions import CategoricalDistribution
+
+    fast = _fast_categorical()
+    return {name: fast(d.choices) if type(d) is CategoricalDistribution else d for name, d in distributions.items()}
+
+
+def _tell(study: Any, trial: Any, values: list[float]) -> None:
+    """``study.tell`` without the deep copy of the finished trial it returns (a tenth of a search's time)."""
+    try:
+        from optuna.study._tell import _tell_with_warning
+    except ImportError:  # pragma: no cover - a future optuna moved it
+        study.tell(trial, values)
+        return
+    _tell_with_warning(study=study, trial=trial, value_or_values=values, state=None)
+
+
+#: optuna's GA samplers keep which trials they have seen, and each generation's members, in these (an exact,
+#: incremental cache of a scan over every trial); a fresh sampler per trial would rescan them all, quadratic in
+#: the budget, so the state is handed from one trial's sampler to the next.
+_GENERATION_CACHE = ("_cached_study_id", "_cached_generation", "_cached_generation_numbers",
+                     "_cached_unfinished_numbers", "_cached_unseen_trial_start")
+
+
+def _carry_generation_cache(source: Any, target: Any) -> None:
+    """Copy a GA sampler's generation cache to another sampler of the same search (nothing for other samplers)."""
+    if source is target or not all(hasattr(source, a) and hasattr(target, a) for a in _GENERATION_CACHE):
+        return
+    for attribute in _GENERATION_CACHE:
+        value = getattr(source, attribute)
+        setattr(target, attribute, list(value) if isinstance(value, list) else value)
+
+
 def _trial_seeded_sampler(factory: Callable[[int], Any], seed: int) -> Any:
     """A sampler that hands each trial to ``factory(derive_seed(seed, trial.number))``."""
     from optuna.samplers import BaseSampler
@@ -65,13 +119,24 @@ def _trial_seeded_sampler(factory: Callable[[int], Any], seed: int) -> Any:
         def __init__(self) -> None:
             self.base = factory(seed)
             self.current = self.base
+            self.space: dict | None = None
 
         def before_trial(self, study, trial) -> None:
+            _carry_generation_cache(self.current, self.base)
             self.current = factory(derive_seed(seed, trial.number))
+            _carry_generation_cache(self.base, self.current)
             self.current.before_trial(study, trial)
 
         def infer_relative_search_space(self, study, trial):
-            return self.base.infer_relative_search_space(study, trial)
+            # The intersection of the finished trials' distributions: empty before the first, then fixed, since
+            # every trial of a search is asked with the same distributions. Computed once it is not empty
+            # (optuna recomputes and deep-copies it on every ask: most of a long search's time).
+            if self.space is None:
+                space = self.base.infer_relative_search_space(study, trial)
+                if not space:
+                    return space
+                self.space = space
+            return dict(self.space)
 
         def sample_relative(self, study, trial, search_space):
             return self.current.sample_relative(study, trial, search_space)
@@ -132,9 +197,10 @@ class OptunaEngine(SearchEngine):
             storage=optuna.storages.InMemoryStorage(), directions=["minimize"] * self.problem.n_obj,
             sampler=_trial_seeded_sampler(self._sampler, self.seed),
         )
+        distributions = fast_distributions(self.recorder.distributions)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # experimental-feature and fixed-parameter warnings
-            working.add_trials(self.recorder.as_optuna(stored))
+            working.add_trials(self.recorder.as_optuna(stored, distributions))
             if issubclass(self.cls, BaseGASampler) and stored:
                 self._warm_parent_cache(working, working.get_trials(deepcopy=False)[-1])
             encoding = self.problem.encoding
@@ -143,12 +209,12 @@ class OptunaEngine(SearchEngine):
                 # one trial at a time: a GA sampler assigns generations from the trials told so far
                 if done < len(seeds):
                     working.enqueue_trial(encoding.params(seeds[done]))
-                asked = [working.ask(self.recorder.distributions)]
+                asked = [working.ask(distributions)]
                 genotypes = np.stack([encoding.genotype(t.params) for t in asked])
                 evaluation = self.problem.evaluate(genotypes)
                 for trial, f, g in zip(asked, evaluation.F, evaluation.G[:, 0]):
                     trial.set_constraint(CONSTRAINT, float(g))
-                    working.tell(trial, [float(v) for v in f])
+                    _tell(working, trial, [float(v) for v in f])
                 done += len(asked)
                 if done - flushed >= self.population or done >= budget:
                     new = [
