@@ -55,6 +55,31 @@ class Arithmetic:
         """(N, K) codes -> (N, O) float64 exact sums of LUT products."""
         return self.kernel.linear(codes, self.prepared)
 
+    def fused(self, x: torch.Tensor, layer: "QuantLayer") -> torch.Tensor | None:
+        """The whole layer, float input to requantised output, in fused GPU kernels where they apply (an int8
+        layer whose products are one int8 GEMM: :func:`objectives.emulation._int8.fused_forward`), else None."""
+        plan = self.prepared.data.get("int8")
+        if plan is None or layer.quant.scheme != "int8":
+            return None
+        from .emulation import _int8
+
+        if isinstance(layer, nn.Conv2d):
+            if layer.groups != 1 or layer.padding_mode != "zeros" or x.dim() != 4:
+                return None
+            left, right, top, bottom = layer._reversed_padding_repeated_twice
+            geometry = ((top, bottom, left, right), tuple(layer.stride), tuple(layer.dilation))
+        else:
+            if x.dim() != 2:
+                return None
+            x = x.reshape(x.shape[0], x.shape[1], 1, 1)
+            geometry = ((0, 0, 0, 0), (1, 1), (1, 1))
+        quantisation = (layer.inverse_input_scale, layer._lo, layer._hi)
+        x = x if x.dtype == torch.float32 else x.float()
+        out = _int8.fused_forward(x, plan, True, geometry, quantisation, (layer._scale32, layer._bias32))
+        if out is not None and not isinstance(layer, nn.Conv2d):
+            out = out.reshape(out.shape[0], out.shape[1])
+        return out
+
     def sums(self, codes: torch.Tensor, layer: nn.Module) -> torch.Tensor:
         """The layer's own codes (rounded and clamped, so in range by construction) -> exact sums,
         unchecked, float32 where exact there (else float64), possibly a channels-last view."""
@@ -96,6 +121,10 @@ class QuantLayer:
 
     # -- the template ---------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.noise is None and not self.observers:  # on GPUs, int8 layers run fused (same values)
+            fused = self.arithmetic.fused(x, self)
+            if fused is not None:
+                return fused
         codes = self.input_codes(x)
         for observer in self.observers:
             observer(self, codes)
@@ -107,6 +136,11 @@ class QuantLayer:
         Padding the float input with 0.0 and then quantising gives the zero-point code there.
         """
         return self._quantize_(self.scaled_padded(x, 1.0 / self.quant.input_scale), scaled=True)
+
+    @property
+    def inverse_input_scale(self) -> float:
+        """``1 / input_scale`` as the float32 that multiplies float32 inputs (what ``torch.mul`` uses)."""
+        return float(torch.tensor(1.0 / self.quant.input_scale, dtype=torch.float32))
 
     def quantize_input(self, x: torch.Tensor) -> torch.Tensor:
         """Float input -> integer codes (float32 tensor holding integers)."""

@@ -10,10 +10,11 @@ each in -128..127, usually one). Then, summed over a receptive field of K elemen
                         + sum_r d_r sum_k u'_r               (one extra column per r with d_r != 0)
                         + sum_r c_r sum_k v'_r(w) + K sum_r c_r d_r     (a constant per output channel)
 
-The GEMM is ``torch._int_mm`` (cuBLASLt's int8 tensor-core GEMM on CUDA, int32 accumulation: exact
-by construction, with no floating-point accumulation order to worry about); its left operand is
-the im2col matrix of the mapped activations, built channels-last in int8 (a quarter of float32's
-traffic), its right operand the mapped weights, prepared once. One GEMM per activation limb; the
+The GEMM is int8 x int8 -> int32 on the tensor cores (exact by construction, with no floating-point
+accumulation order to worry about): on GPUs a Triton implicit-GEMM convolution that reads the receptive
+fields of the mapped, channels-last int8 input in place (:mod:`._triton_int8`); elsewhere (and where
+Triton is missing) ``torch._int_mm`` (cuBLASLt's GEMM on CUDA) over the im2col matrix of the mapped
+activations, built channels-last in int8. Its right operand is the mapped weights, prepared once. One GEMM per activation limb; the
 limbs and extra columns are recombined exactly (float32 where the layer's bound keeps every value
 below 2^24, else float64). Every int32 column sum is bounded at prepare time; a layer whose bound
 reaches 2^31 (none of the zoo's at ResNet sizes) keeps the floating-point path, as do grouped
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from . import _triton_int8
 from ._im2col import values_channels_last
 from ._operands import offset
 from ._precision import FLOAT32_EXACT, FLOAT64_EXACT
@@ -66,9 +68,44 @@ def _limbs(values: np.ndarray) -> list[np.ndarray]:
 
 
 def _centre(values: np.ndarray, axis: int) -> np.ndarray:
-    """Per row, the centre ``c`` that puts ``values - c`` in -128..127 when the row spans at most 255."""
+    """Per row, the centre ``c`` that puts ``values - c`` in -128..127 when the row spans at most 255 (0 for a
+    row already there: no constant, no extra column)."""
     lo, hi = values.min(axis=axis), values.max(axis=axis)
-    return (lo + hi + 1) // 2
+    return np.where((lo >= -128) & (hi <= 127), 0, (lo + hi + 1) // 2)
+
+
+def _cost(u_row: np.ndarray, v_used: np.ndarray) -> tuple[int, int, int, int]:
+    """What a factor pair costs the GEMM: activation limbs, weight limbs, an extra column, a constant."""
+    cu, cv = _centre(u_row[None], 1)[0], _centre(v_used[None], 1)[0] if v_used.size else 0
+    return len(_limbs(u_row - cu)), len(_limbs(v_used - cv)) if v_used.size else 1, int(cv != 0), int(cu != 0)
+
+
+def _balanced(u: np.ndarray, vw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each factor pair rewritten ``u_r v_r = (s 2^e u_r) (s v_r / 2^e)`` (sign s, power e, exact divisions only)
+    to fit int8 best: fewest limbs, then no extra column, then no constant.
+
+    Exact factorisations come out of lattice reduction with arbitrary signs and scale: Mitchell-free
+    truncations, say, as ``u = -a / 2``, ``v = -4 w'`` where ``u = a``, ``v = w'`` fit one int8 digit each.
+    """
+    u, vw = u.copy(), vw.copy()
+    for r in range(u.shape[0]):
+        flat = vw[r].reshape(-1)
+        best, best_cost = (1, 0), _cost(u[r], flat)
+        for sign in (1, -1):
+            for e in range(-8, 9):
+                if e > 0 and np.any(flat % (1 << e)):
+                    continue
+                if e < 0 and np.any(u[r] % (1 << -e)):
+                    continue
+                uu = sign * (u[r] << e if e >= 0 else u[r] >> -e)
+                vv = sign * (flat >> e if e >= 0 else flat << -e)
+                cost = _cost(uu, vv)
+                if cost < best_cost:
+                    best, best_cost = (sign, e), cost
+        sign, e = best
+        u[r] = sign * (u[r] << e if e >= 0 else u[r] >> -e)
+        vw[r] = sign * (vw[r] >> e if e >= 0 else vw[r] << -e)
+    return u, vw
 
 
 @dataclass
@@ -83,6 +120,7 @@ class Int8Plan:
     v_limbs: int
     extra: list[tuple[int, int]]  # (column, d_r) of the extra columns
     constant: torch.Tensor  # (O,) float64: sum_r c_r sum_k v'_r(w) + K sum_r c_r d_r
+    constant32: torch.Tensor  # the same in float32 (exact where dtype is float32)
     has_constant: bool
     kernel_size: tuple[int, int]
     dtype: torch.dtype  # float32 where every value stays below 2^24, else float64
@@ -95,7 +133,7 @@ def prepare_int8(u: np.ndarray, v: np.ndarray, signed: bool, w_codes: torch.Tens
     r = int(u.shape[0])
     k = c * kh * kw
     wc = w_codes.detach().cpu().numpy().astype(np.int64)
-    vw = v[:, wc]  # (R, O, C, kh, kw)
+    u, vw = _balanced(u, v[:, wc])  # vw: (R, O, C, kh, kw)
     centre_u = _centre(u, 1)  # (R,)
     used = vw.reshape(r, -1)
     centre_v = _centre(used, 1) if used.size else np.zeros(r, np.int64)
@@ -147,6 +185,7 @@ def prepare_int8(u: np.ndarray, v: np.ndarray, signed: bool, w_codes: torch.Tens
         v_limbs=len(v_limbs),
         extra=extra_cols,
         constant=torch.tensor(constant.astype(np.float64), device=device),
+        constant32=torch.tensor(constant.astype(np.float32), device=device),
         has_constant=bool(np.any(constant)),
         kernel_size=(kh, kw),
         dtype=dtype,
@@ -199,9 +238,14 @@ def int8_conv2d(
     ho, wo = out_size
     m, o = n * ho * wo, plan.o
     total = None
+    implicit = _triton_int8.available(x.device)
     for level, table in enumerate(plan.act_tables):
-        a = _im2col(_stacked_input(x, table, plan.identity, signed), plan, stride, dilation, out_size)
-        c = torch._int_mm(a, plan.weight.t())[:m]  # (M, Np) int32
+        stacked = _stacked_input(x, table, plan.identity, signed)
+        if implicit:  # the receptive fields read in place (GPUs; module doc of _triton_int8)
+            c = _triton_int8.implicit_int_mm(stacked, plan.weight, plan.k_rows, plan.kernel_size, stride, dilation,
+                                             out_size)
+        else:
+            c = torch._int_mm(_im2col(stacked, plan, stride, dilation, out_size), plan.weight.t())[:m]  # (M, Np) int32
         if len(plan.act_tables) == 1 and plan.v_limbs == 1 and not plan.extra:
             total = c[:, :o].to(plan.dtype)
             break
@@ -217,3 +261,39 @@ def int8_conv2d(
     if plan.has_constant:
         total = total.add_(plan.constant.to(total.dtype))
     return total.view(n, ho, wo, o).permute(0, 3, 1, 2)
+
+
+def fusable(plan: Int8Plan) -> bool:
+    """Whether a layer's plan is one GEMM of float32-exact sums: its requantisation can be the GEMM's epilogue."""
+    return len(plan.act_tables) == 1 and plan.v_limbs == 1 and not plan.extra and plan.dtype == torch.float32
+
+
+def fused_forward(
+    x: torch.Tensor, plan: Int8Plan, signed: bool, geometry: tuple, quantisation: tuple, requantisation: tuple,
+) -> torch.Tensor | None:
+    """A whole int8 layer in two kernels, on GPUs: float input -> requantised float output, the same to the bit
+    as the layer's template (quantise, pad, sums, requantise), or None where that does not apply.
+
+    ``geometry``: (padding (top, bottom, left, right), stride, dilation); ``quantisation``: (1 / input scale as
+    float32, lowest and highest code); ``requantisation``: the layer's float32 scale and bias per channel.
+    The first kernel quantises, pads and maps the input to its int8 factor codes (channels-last); the
+    second is the implicit-GEMM convolution whose epilogue adds the plan's constant and requantises
+    (``fma`` in float32, as ``torch.addcmul`` does). Four passes over float activations and the int32
+    accumulator's round trip through memory are gone.
+    """
+    if not (_triton_int8.available(x.device) and fusable(plan)):
+        return None
+    padding, stride, dilation = geometry
+    inv_scale, lo, hi = quantisation
+    scale, bias = requantisation
+    n, _, h, w = x.shape
+    kh, kw = plan.kernel_size
+    hp, wp = h + padding[0] + padding[1], w + padding[2] + padding[3]
+    ho = (hp - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+    wo = (wp - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    if ho < 1 or wo < 1:
+        return None
+    stacked = _triton_int8.quantize_stack(x, plan.act_tables[0], padding, inv_scale, (lo, hi), offset(signed))
+    out = _triton_int8.fused_conv(stacked, plan.weight, plan.k_rows, plan.kernel_size, stride, dilation, (ho, wo),
+                                  plan.constant32, scale, bias)
+    return out.view(n, ho, wo, plan.o).permute(0, 3, 1, 2)

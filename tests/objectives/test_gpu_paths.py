@@ -150,13 +150,42 @@ for signed in (False, True):
     prepared = kernel.prepare_weight(w)
     plans.append(prepared.data["lut_plan"].table.dtype == torch.int32)
     assert torch.equal(kernel.linear(x, prepared), ref.linear(x, ref.prepare_weight(w))), ("wide", signed)
-print(json.dumps({"checked": checked, "calls": len(calls), "plans": plans}))
+# the int8 GEMM as Triton's implicit-GEMM convolution, and whole int8 layers fused (quantise, GEMM, requantise)
+from objectives.emulation import _factory, _int8, _triton_int8
+from objectives.quantize import quantize
+from torch.utils.data import TensorDataset
+torch.manual_seed(0)
+model = torch.nn.Sequential(
+    torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 16, 3, stride=2, padding=1, dilation=2),
+    torch.nn.ReLU(), torch.nn.Conv2d(16, 8, 1), torch.nn.Flatten(), torch.nn.Linear(8 * 4 * 4, 10)).eval()
+calib = TensorDataset(torch.randn(32, 3, 9, 9), torch.zeros(32, dtype=torch.long))
+net = quantize(model, calib, (3, 9, 9), "int8")
+x = torch.randn(3, 3, 9, 9)
+fused_names = ["exact_s", "optrunc_s_k2_kw3", "roba_s"]
+unfused_names = ["drum_s_k4", "kulkarni_s_cols4"]
+want = {}
+for name in fused_names + unfused_names:
+    net.set_assignment({layer: name for layer in net.layers})
+    want[name] = net(x)
+_int8.BACKEND = "int8"
+_factory._make_cached.cache_clear()
+fused, implicit = [], []
+original_fused, original_implicit = _int8.fused_forward, _triton_int8.implicit_int_mm
+_int8.fused_forward = lambda *a, **k: (lambda out: fused.append(out is not None) or out)(original_fused(*a, **k))
+_triton_int8.implicit_int_mm = lambda *a, **k: implicit.append(1) or original_implicit(*a, **k)
+for name in fused_names + unfused_names:
+    net.set_assignment({layer: name for layer in net.layers})
+    assert torch.equal(net(x), want[name]), name
+    checked.append(name)
+print(json.dumps({"checked": checked, "calls": len(calls), "plans": plans, "fused": sum(fused), "implicit": len(implicit)}))
 """
 
 
-def test_triton_lut_kernel_is_bit_exact_in_the_interpreter():
-    """The Triton kernel on CPU tensors (its interpreter) against the reference kernel: full-rank and low-rank
-    tables, every conv case (grouped ones take the bag path), linear layers, int32 sums beyond 2^24."""
+def test_triton_kernels_are_bit_exact_in_the_interpreter():
+    """The Triton kernels on CPU tensors (their interpreter). The LUT kernel against the reference kernel:
+    full-rank and low-rank tables, every conv case (grouped ones take the bag path), linear layers, int32 sums
+    beyond 2^24. The int8 implicit-GEMM convolution and the fused int8 layer (quantise, pad, map, GEMM,
+    requantise in two kernels) against the CPU's logits: padding, stride, dilation, 1x1 and linear layers."""
     pytest.importorskip("triton", reason="this torch build ships no Triton (CPU-only wheels)")
     names = ["mitchell_s_w5", "mbm_u_w6", "etm_u_m3", "trunc_s_t4", "exact_u"]
     env = {**os.environ, "TRITON_INTERPRET": "1"}
@@ -164,9 +193,12 @@ def test_triton_lut_kernel_is_bit_exact_in_the_interpreter():
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert sorted(result["checked"]) == sorted(names)
+    fused, unfused = ["exact_s", "optrunc_s_k2_kw3", "roba_s"], ["drum_s_k4", "kulkarni_s_cols4"]
+    assert sorted(result["checked"]) == sorted(names + fused + unfused)
     assert result["calls"] >= 4 * len(names)  # four of the five conv cases and the linear case ran in Triton
     assert all(result["plans"])
+    assert result["fused"] == 4 * len(fused)  # every layer of the fusable designs ran fused
+    assert result["implicit"] >= 4 * len(unfused)  # the others through the implicit-GEMM kernel
 
 
 def test_quantized_network_to_cpu_is_a_no_op_and_cuda_is_refused_without_it(digits_nets):
