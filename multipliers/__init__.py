@@ -3,12 +3,13 @@
 Importing this package is cheap (numpy only); the built-in designs are generated on first use.
 """
 
-from ._record import HardwareCost, InvalidDesignError, Multiplier, exact_lut, operand_values
+from ._record import CircuitSource, HardwareCost, InvalidDesignError, Multiplier, exact_lut, operand_values
 from .importing import ImportDesignError, import_designs
 from .stats import ErrorStatistics, error_statistics
 from .zoo import UnknownMultiplierError, Zoo, builtin_designs, get
 
 __all__ = [
+    "CircuitSource",
     "ErrorStatistics",
     "HardwareCost",
     "ImportDesignError",

@@ -19,8 +19,14 @@ LUT_SHAPE = (1 << BITS, 1 << BITS)
 UNSIGNED_OUTPUT_RANGE = (0, (1 << (2 * BITS + 1)) - 1)
 SIGNED_OUTPUT_RANGE = (-(1 << (2 * BITS)), (1 << (2 * BITS)) - 1)
 
-#: Preference order when a design carries several cost estimates.
-COST_METHOD_PREFERENCE = ("published", "synthesis", "unit-gate")
+#: Preference order when a design carries several cost estimates: a design's own circuit synthesised by the
+#: project's flow (imported from Verilog: same flow, library and reference as the built-in designs'
+#: "synthesis" figures), then published figures (another flow and process), then the unit-gate estimate.
+COST_METHOD_PREFERENCE = ("synthesised", "published", "synthesis", "unit-gate")
+#: Cost methods of one flow under two names: the built-in designs' shipped "synthesis" figures and an imported
+#: circuit's "synthesised" ones come from the same synthesis flow, library and reference, so asking for either
+#: (a study's ``multipliers.cost_method``) takes the other where a design has only that one.
+SAME_FLOW = {"synthesis": "synthesised", "synthesised": "synthesis"}
 
 
 class InvalidDesignError(ValueError):
@@ -63,6 +69,26 @@ class HardwareCost:
         object.__setattr__(self, "absolute", MappingProxyType(dict(self.absolute)))
 
 
+@dataclass(frozen=True)
+class CircuitSource:
+    """The Verilog a design was imported from: the file's text, the multiplier module and which port is which.
+
+    ``activation`` drives the LUT's row, ``weight`` its column, ``product`` is the 16-bit output.
+    """
+
+    path: str
+    text: str
+    module: str
+    activation: str
+    weight: str
+    product: str
+
+    @property
+    def sha256(self) -> str:
+        """SHA-256 of the file's text: identifies the circuit as written."""
+        return hashlib.sha256(self.text.encode()).hexdigest()
+
+
 @dataclass(frozen=True, eq=False)
 class Multiplier:
     """An 8x8 approximate multiplier.
@@ -70,6 +96,7 @@ class Multiplier:
     ``lut[i, j]`` is the product of operand values ``operand_values(signed)[i]`` (row: the
     activation) and ``operand_values(signed)[j]`` (column: the weight); for unsigned designs
     that is codes ``i, j`` in 0..255, for signed designs values ``i - 128, j - 128``.
+    ``circuit`` is the Verilog of a design imported from its circuit (None for the others).
     """
 
     name: str
@@ -80,6 +107,7 @@ class Multiplier:
     costs: Mapping[str, HardwareCost] = field(default_factory=dict)
     bits: int = BITS
     source: str = ""
+    circuit: CircuitSource | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not NAME_PATTERN.match(self.name):
@@ -136,11 +164,11 @@ class Multiplier:
     def cost(self, method: str | None = None) -> HardwareCost:
         """The cost estimate by ``method``, or the most trusted one available."""
         if method is not None:
-            try:
-                return self.costs[method]
-            except KeyError:
-                have = ", ".join(self.costs) or "none"
-                raise KeyError(f"{self.name} has no {method!r} cost (has: {have})") from None
+            for name in (method, SAME_FLOW.get(method)):
+                if name in self.costs:
+                    return self.costs[name]
+            have = ", ".join(self.costs) or "none"
+            raise KeyError(f"{self.name} has no {method!r} cost (has: {have})")
         for preferred in COST_METHOD_PREFERENCE:
             if preferred in self.costs:
                 return self.costs[preferred]
@@ -152,7 +180,8 @@ class Multiplier:
         """A copy carrying one more cost estimate (replacing one of the same method)."""
         costs = dict(self.costs)
         costs[cost.method] = cost
-        return Multiplier(self.name, self.family, self.signed, self.lut, self.params, costs, self.bits, self.source)
+        return Multiplier(self.name, self.family, self.signed, self.lut, self.params, costs, self.bits, self.source,
+                          self.circuit)
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v}" for k, v in self.params.items())

@@ -54,7 +54,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _add_import(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--import", dest="imports", action="append", default=[], metavar="PATH",
-        help="also import designs from a LUT folder or metadata file (repeatable)",
+        help="also import designs from a LUT folder or metadata file, or from their Verilog (a .v file or a folder "
+        "of them; needs Yosys) (repeatable)",
     )
 
 

@@ -7,7 +7,10 @@ Written into a fresh folder that replaces ``--out`` in one rename (never half an
                                       weight map when the study tunes weights to their designs
     luts/<design>.npy, .csv           the LUT of every design used (zoo indexing, row = activation)
     README.md                         what the files are
-    rtl/, tb/, compensation.*, energy.*   Verilog and testbenches (multipliers.hardware), when available
+    rtl/, tb/, compensation.*, energy.*   Verilog and testbenches (multipliers.hardware), when available: a design
+                                      imported from its Verilog exports its own circuit
+    system_energy.csv                 with a system energy model (ZigZag): per layer, pJ per image of the
+                                      multiplier, the adder and each memory level (also in assignment.json)
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import UserError
-from .energy import ACTIVITY, CACHE_FILE, read_activity_table
+from .energy import per_product_energy
 from .front import Front, FrontPoint, compensation_label
 from .schema import RunSection
 from .target import layer_compensation
@@ -44,6 +47,7 @@ CSV_COLUMNS = (
 
 _ENERGY_NOTE = {
     "table": "energy per product from the zoo's cost (energy_method)",
+    "system": "energy per product from the zoo's cost (energy_method)",
     "activity": "energy per product from switching activity of the synthesised netlist under the layer's "
                 "calibration operands; designs without a netlist keep their table cost relative to exact (energy_method)",
 }
@@ -70,8 +74,12 @@ def pick_point(front: Front, pick: int | None, max_drop: float | None) -> tuple[
     return fit[0], front.points[fit[0]]
 
 
-def export_point(folder: "StudyFolder", front: Front, index: int, point: FrontPoint, out: Path) -> list[Path]:
-    """Write the export of ``point`` to ``out``; returns the files written."""
+def export_point(folder: "StudyFolder", front: Front, index: int, point: FrontPoint, out: Path, accelerator: str = "",
+                 mapping: str = "") -> list[Path]:
+    """Write the export of ``point`` to ``out`` (with the whole accelerator's energy on the study's accelerator, or on
+    ``accelerator``); returns the files written."""
+    from .energy import folder_system_energy
+
     from multipliers import Zoo
 
     from .target import objective_errors
@@ -104,6 +112,10 @@ def export_point(folder: "StudyFolder", front: Front, index: int, point: FrontPo
         with objective_errors():
             weight_maps = build_target(on_cpu, [zoo[d["name"]] for d in folder.designs]).weight_maps(point.assignment, point.compensation)
     layers = _layer_rows(folder, point, designs, corrections, weight_maps)
+    system = folder_system_energy(folder, accelerator, mapping)
+    system_rows = system.breakdown(point.assignment) if system is not None else []
+    for row, energy in zip(layers, system_rows):
+        row["system"] = {k: v for k, v in energy.items() if k not in ("layer", "multiplier", "macs")}
     parent = out.resolve().parent
     if not parent.is_dir():
         raise UserError(f"cannot write {out}: folder {parent} does not exist")
@@ -120,6 +132,9 @@ def export_point(folder: "StudyFolder", front: Front, index: int, point: FrontPo
             "totals": {k: sum(r[k] for r in layers) for k in ("macs", "multiplier_pj", "accumulate_pj", "mac_pj")},
             "layers": layers,
         }
+        if system is not None:
+            document["system"] = _system_summary(system, point, system_rows)
+            (staging / "system_energy.csv").write_text(_system_csv(system_rows))
         (staging / "assignment.json").write_text(json.dumps(document, indent=1) + "\n")
         (staging / "assignment.csv").write_text(_csv(layers))
         (staging / "luts").mkdir()
@@ -130,7 +145,8 @@ def export_point(folder: "StudyFolder", front: Front, index: int, point: FrontPo
             np.savetxt(staging / "luts" / f"{name}.csv", zoo[name].lut, fmt="%d", delimiter=",")
         hardware = _hardware_bundle(staging, layers, zoo)
         (staging / "README.md").write_text(
-            _readme(config.name, index, point, front, used, hardware, config.objectives.energy, bool(weight_maps)))
+            _readme(config.name, index, point, front, used, hardware, config.objectives.energy, bool(weight_maps),
+                    system.accelerator if system is not None else ""))
         if out.exists():
             shutil.rmtree(out)
         staging.rename(out)
@@ -143,7 +159,7 @@ def export_point(folder: "StudyFolder", front: Front, index: int, point: FrontPo
 def _layer_rows(folder, point: FrontPoint, designs: dict, corrections: dict, weight_maps: dict) -> list[dict[str, Any]]:
     config = folder.config
     exact = folder.designs[0]["name"]
-    energy = _energy_per_product(folder)
+    energy = per_product_energy(folder)
     rows = []
     for layer in folder.layers:
         name = layer["name"]
@@ -167,24 +183,31 @@ def _layer_rows(folder, point: FrontPoint, designs: dict, corrections: dict, wei
     return rows
 
 
-def _energy_per_product(folder: "StudyFolder"):
-    """``(layer, design record) -> (energy per product in anchor units, relative to exact in the layer, method)``."""
-    if folder.config.objectives.energy != ACTIVITY:
-        return lambda layer, design: (design["energy"], design["energy"], design["cost_method"])
-    table = read_activity_table(folder.path)
-    if table is None:
-        raise UserError(f"{folder.path} has no activity energy table ({CACHE_FILE}); continue the study with dse run first")
-    exact = folder.designs[0]["name"]
+def _system_summary(system: Any, point: FrontPoint, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The whole accelerator's energy of the point: totals by component and the saving."""
+    levels = list(dict.fromkeys(level for r in rows for level in r["memory_pj"]))
+    return {
+        "accelerator": system.accelerator,
+        "units": "pJ per image (inference), ZigZag's lowest-energy mapping of every conv/linear layer",
+        "multiplier_share_of_mac": system.share,
+        "energy_saving": point.system_energy_saving if point.system_energy_saving is not None
+        else system.saving(point.assignment),
+        "totals": {"multiplier_pj": sum(r["multiplier_pj"] for r in rows), "adder_pj": sum(r["adder_pj"] for r in rows),
+                   "memory_pj": {level: sum(r["memory_pj"].get(level, 0.0) for r in rows) for level in levels},
+                   "total_pj": sum(r["total_pj"] for r in rows),
+                   "exact_total_pj": system.total_pj({})},
+    }
 
-    def lookup(layer: str, design: dict) -> tuple[float, float, str]:
-        try:
-            product = table["product"][layer][design["name"]]
-            return product, product / table["product"][layer][exact], table["method"][layer][design["name"]]
-        except KeyError:
-            raise UserError(f"{folder.path / CACHE_FILE} has no energy of {design['name']} in {layer}; "
-                            "continue the study with dse run") from None
 
-    return lookup
+def _system_csv(rows: list[dict[str, Any]]) -> str:
+    levels = list(dict.fromkeys(level for r in rows for level in r["memory_pj"]))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["layer", "multiplier", "macs", "multiplier_pj", "adder_pj", *(f"{lv}_pj" for lv in levels), "total_pj"])
+    for r in rows:
+        writer.writerow([r["layer"], r["multiplier"], r["macs"], f"{r['multiplier_pj']:.6g}", f"{r['adder_pj']:.6g}",
+                         *(f"{r['memory_pj'].get(lv, 0.0):.6g}" for lv in levels), f"{r['total_pj']:.6g}"])
+    return buffer.getvalue()
 
 
 def _csv(rows: list[dict[str, Any]]) -> str:
@@ -236,7 +259,7 @@ def _held_out_sentence(point: FrontPoint, front: Front) -> str:
 
 
 def _readme(study: str, index: int, point: FrontPoint, front: Front, used: list[str], hardware: bool, energy: str,
-            tuned: bool = False) -> str:
+            tuned: bool = False, accelerator: str = "") -> str:
     rtl = (
         "* `rtl/<design>.v` — synthesisable Verilog of each design; `rtl/axm_config_pkg.sv` maps layer index to design;\n"
         "  `rtl/axm_layer_multiplier.sv` instantiates the design of a layer; `tb/` self-checking testbenches\n"
@@ -244,6 +267,12 @@ def _readme(study: str, index: int, point: FrontPoint, front: Front, used: list[
         "  per-layer constants and energy (energy.json also as ZigZag `operational_array.unit_energy`, pJ per MAC).\n"
         if hardware else "* (no Verilog: the hardware package was not available when this export was made)\n"
     )
+    if accelerator:
+        rtl += (f"* `system_energy.csv` (and `system` in `assignment.json`) — the whole accelerator's energy ({accelerator},\n"
+                "  ZigZag's lowest-energy mapping of every conv/linear layer), pJ per image: each layer's multiplier, adder\n"
+                "  and every memory level. ZigZag's MAC energy is split between multiplier and adder by the study's anchors;\n"
+                f"  the multiplier's share scales with the layer's design. Saved against exact multipliers: "
+                f"{point.system_energy_saving if point.system_energy_saving is not None else float('nan'):.2f}%.\n")
     return f"""# Approximate-multiplier assignment: {study}, front point {index}
 
 Measured with bit-exact, error-injected integer inference: top-1 {point.top1:.2f}% against {front.baseline_top1:.2f}%

@@ -4,12 +4,13 @@ Every real measurement (calibration points and confirmed candidates) is a point:
 saved against measured top-1 drop, with the drop's standard error (the drop is paired: the same
 images as the baseline, so its noise comes from the images whose prediction flips). The front is the non-dominated points within the allowed drop,
 best energy first. The surrogate's own front (energy saved, drop predicted by the final map) comes
-along for the plots.
+along for the plots. With a system energy model (ZigZag, :mod:`dse.study.energy`) every point also
+carries the whole accelerator's energy saved (:func:`with_system_energy`).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
@@ -35,6 +36,7 @@ class FrontPoint(NamedTuple):
     drop_se: float | None = None  # standard error of the drop (paired, same images), points
     held_out_drop: float | None = None  # the drop re-measured on the held-out test images, points
     held_out_drop_se: float | None = None
+    system_energy_saving: float | None = None  # whole-accelerator energy saved (ZigZag), percent
 
     def held_out_text(self) -> str:
         """The held-out drop with its standard error, or ``-`` when not measured."""
@@ -65,6 +67,22 @@ class Front(NamedTuple):
     levels: list[tuple[float, FrontPoint | None]]  # best measured point within each report level
     held_out_images: int = 0  # test images of the held-out re-measurements (0: none made)
     held_out_baseline_top1: float | None = None
+    system_accelerator: str = ""  # the accelerator of the points' system_energy_saving ("": none computed)
+
+
+def with_system_energy(front: Front, saving: Callable[[Mapping[str, str]], float], accelerator: str) -> Front:
+    """The front with every point's whole-accelerator energy saved (``saving(assignment)``, percent) filled in."""
+    cache: dict[str, float] = {}
+
+    def fill(p: FrontPoint | None) -> FrontPoint | None:
+        if p is None:
+            return None
+        if p.key not in cache:
+            cache[p.key] = float(saving(p.assignment))
+        return p._replace(system_energy_saving=cache[p.key])
+
+    return front._replace(points=[fill(p) for p in front.points], measured=[fill(p) for p in front.measured],
+                          levels=[(level, fill(p)) for level, p in front.levels], system_accelerator=accelerator)
 
 
 def compensation_label(compensation: str | dict[str, str]) -> str:

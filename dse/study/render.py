@@ -11,7 +11,7 @@ from .front import Front, FrontPoint, compensation_label
 
 CSV_COLUMNS = (
     "index", "energy_saving", "mac_saving", "top1", "top5", "drop", "drop_se", "predicted_drop", "distinct",
-    "compensation", "role", "trial", "held_out_drop", "held_out_drop_se", "assignment",
+    "compensation", "role", "trial", "held_out_drop", "held_out_drop_se", "system_energy_saving", "assignment",
 )
 
 
@@ -22,14 +22,17 @@ def _num(value: float | None, digits: int = 2) -> str:
 def front_table(front: Front) -> str:
     """The confirmed front, best energy first, with what each column means."""
     held = front.held_out_images > 0
-    header = ["#", "mult. energy saved %", "MAC energy saved %", "top-1 %", "drop ± s.e.", "predicted", "distinct",
-              "compensation", "role"] + (["held-out drop ± s.e."] if held else [])
+    system = bool(front.system_accelerator)
+    header = ["#", "mult. energy saved %", "MAC energy saved %"] + (["system energy saved %"] if system else []) + [
+        "top-1 %", "drop ± s.e.", "predicted", "distinct", "compensation", "role"] + (
+        ["held-out drop ± s.e."] if held else [])
     rows = [
-        [i, _num(p.energy_saving, 1), _num(p.mac_saving, 1), _num(p.top1), p.drop_text(), _num(p.predicted_drop),
-         p.distinct, compensation_label(p.compensation), p.role] + ([p.held_out_text()] if held else [])
+        [i, _num(p.energy_saving, 1), _num(p.mac_saving, 1)] + ([_num(p.system_energy_saving, 2)] if system else []) + [
+            _num(p.top1), p.drop_text(), _num(p.predicted_drop), p.distinct, compensation_label(p.compensation), p.role]
+        + ([p.held_out_text()] if held else [])
         for i, p in enumerate(front.points)
     ]
-    lines = [format_table(header, rows, "rrrrrrrll" + ("r" if held else ""))]
+    lines = [format_table(header, rows, "rrr" + ("r" if system else "") + "rrrrll" + ("r" if held else ""))]
     lines.append(
         f"{front.study}: exact int baseline top-1 {front.baseline_top1:.2f}% on {front.images} images; drops in points "
         f"(measured on the same images as the baseline, ± its standard error from the images whose prediction flips, "
@@ -41,17 +44,19 @@ def front_table(front: Front) -> str:
 
 def levels_table(front: Front) -> str:
     """Best confirmed saving at each report level, multipliers alone and whole MACs."""
-    header = ["max drop", "mult. energy saved %", "MAC energy saved %", "top-1 %", "measured drop ± s.e.", "front #"]
+    system = bool(front.system_accelerator)
+    header = ["max drop", "mult. energy saved %", "MAC energy saved %"] + (["system energy saved %"] if system else [])
+    header += ["top-1 %", "measured drop ± s.e.", "front #"]
     held = front.held_out_images > 0
     header += ["held-out drop ± s.e."] if held else []
     index = {p.key: i for i, p in enumerate(front.points)}
     rows = []
     for level, p in front.levels:
         if p is None:
-            row = [f"<= {level:g}", "-", "-", "-", "-", "-"]
+            row = [f"<= {level:g}"] + ["-"] * (len(header) - 1 - held)
         else:
-            row = [f"<= {level:g}", _num(p.energy_saving, 1), _num(p.mac_saving, 1), _num(p.top1), p.drop_text(),
-                   index.get(p.key, "-")]
+            row = [f"<= {level:g}", _num(p.energy_saving, 1), _num(p.mac_saving, 1)] + (
+                [_num(p.system_energy_saving, 2)] if system else []) + [_num(p.top1), p.drop_text(), index.get(p.key, "-")]
         rows.append(row + ([p.held_out_text() if p is not None else "-"] if held else []))
     note = ("multiplier energy: MACs x energy per product per layer (the zoo's cost, or with [objectives] energy = "
             "\"activity\" switching activity under the layer's operands), saved against exact multipliers in the same "
@@ -61,7 +66,10 @@ def levels_table(front: Front) -> str:
         note += (f"; held-out drop: the same point re-measured on the {front.held_out_images} test images the "
                  f"confirmation did not use (exact top-1 {front.held_out_baseline_top1:.2f}% there), free of the "
                  "selection bias of picking and measuring on the same images")
-    return format_table(header, rows, "rrrrrr" + ("r" if held else "")) + "\n" + note
+    if system:
+        note += (f"; system energy: the whole accelerator's ({front.system_accelerator}, ZigZag: memories, adders and "
+                 "multipliers of every conv/linear layer) energy saved against exact multipliers")
+    return format_table(header, rows, "r" * len(header)) + "\n" + note
 
 
 def front_json(front: Front) -> str:
@@ -89,6 +97,7 @@ def _row(p: FrontPoint) -> list:
         "" if p.predicted_drop is None else round(p.predicted_drop, 4), p.distinct, _compensation(p.compensation), p.role, p.trial,
         "" if p.held_out_drop is None else round(p.held_out_drop, 4),
         "" if p.held_out_drop_se is None else round(p.held_out_drop_se, 4),
+        "" if p.system_energy_saving is None else round(p.system_energy_saving, 4),
     ]
 
 

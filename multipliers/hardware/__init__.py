@@ -1,7 +1,10 @@
 """Hardware for the zoo: verified Verilog, synthesised cost and activity-based energy, RTL export.
 
 * :func:`verilog_module` — synthesisable Verilog of a design (structural for every built-in
-  family; a behavioural ROM for designs imported as tables).
+  family; its own circuit for a design imported from Verilog; a behavioural ROM for designs
+  imported as tables).
+* :func:`import_circuits` — designs from their Verilog: LUT by simulating the synthesised netlist
+  on all 65,536 operand pairs, cost by the synthesis flow below.
 * :func:`check_equivalence` — exhaustive simulation of that Verilog against the LUT (Icarus).
 * :func:`synthesize` — Yosys + ABC onto a generic transistor-count library (cached on disk).
 * :func:`activity_energy` — energy per multiplication from switching activity of the netlist
@@ -32,6 +35,8 @@ _EXPORTS = {
     "attach_synthesis_costs": ".precomputed",
     "write_hardware_bundle": ".export",
     "layer_energy_pj": ".activity",
+    "import_circuits": ".circuit_import",
+    "CircuitRequest": ".circuit_import",
 }
 
 __all__ = sorted(_EXPORTS)

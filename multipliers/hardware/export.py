@@ -2,7 +2,8 @@
 
 :func:`write_hardware_bundle` writes, under ``out_dir``::
 
-    rtl/<multiplier>.v          one module per distinct multiplier (structural, or a behavioural ROM)
+    rtl/<multiplier>.v          one module per distinct multiplier (structural, the design's own imported
+                                circuit, or a behavioural ROM)
     rtl/axm_config_pkg.sv       package: layer index -> multiplier enum, layer names, module names
     rtl/axm_layer_multiplier.sv wrapper instantiating the multiplier of layer LAYER
     tb/tb_<multiplier>.v        self-checking testbench, reads tb/<multiplier>_lut.hex

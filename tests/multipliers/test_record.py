@@ -104,3 +104,18 @@ def test_every_builtin_design_has_a_relative_unit_gate_cost():
         assert 0 < cost.area <= 1.6, m.name
         if m.is_exact:
             assert cost.area == pytest.approx(1.0) and cost.energy == pytest.approx(1.0)
+
+
+def test_synthesis_and_synthesised_costs_are_one_flow():
+    """A built-in design's shipped "synthesis" cost and an imported circuit's "synthesised" one answer either name."""
+    from multipliers import HardwareCost, builtin_designs
+
+    design = next(m for m in builtin_designs() if m.name == "drum_u_k4")
+    assert "synthesis" in design.costs and "synthesised" not in design.costs
+    assert design.cost("synthesised") is design.costs["synthesis"]
+    imported = design.with_cost(HardwareCost("synthesised", 0.5, 0.4, 0.9, source="its circuit"))
+    stripped = type(imported)(imported.name, imported.family, imported.signed, imported.lut, imported.params,
+                              {"synthesised": imported.costs["synthesised"]}, imported.bits, imported.source)
+    assert stripped.cost("synthesis").energy == 0.4
+    with pytest.raises(KeyError, match="published"):
+        stripped.cost("published")

@@ -3,8 +3,9 @@
 A family's generator builds the design's real structure gate by gate on a :class:`Circuit`
 (partial products and Dadda trees, leading-one detectors, shifters, adders, sign-magnitude
 wrappers); the circuit is evaluated on all 65,536 operand pairs and checked against the LUT
-before its Verilog is returned. Designs known only as tables (imported ones) get a ROM
-module, marked behavioural in its header.
+before its Verilog is returned. Designs imported from their circuit get that circuit
+(:mod:`.imported`); designs known only as tables (imported ones) get a ROM module, marked
+behavioural in its header.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from ..._record import Multiplier
 from . import array, drum, etm, kulkarni, logarithmic, roba, ssm  # noqa: F401  (register generators)
 from ._circuit import Circuit, GeneratorError
 from ._registry import GENERATORS
+from .imported import circuit_module
 from .table import TABLE_FAMILIES, table_body
 
 #: Bumped whenever generated Verilog changes, so cached synthesis results are not reused.
@@ -27,8 +29,8 @@ class NoGeneratorError(KeyError):
 
 
 def is_structural(m: Multiplier) -> bool:
-    """True when ``m`` gets a structural module (False: a behavioural ROM of its LUT)."""
-    return m.family in GENERATORS
+    """True when ``m`` gets a structural module, generated or its own circuit (False: a behavioural ROM of its LUT)."""
+    return m.circuit is not None or m.family in GENERATORS
 
 
 def _builtin_families() -> set[str]:
@@ -41,9 +43,12 @@ def _builtin_families() -> set[str]:
 def verilog_module(m: Multiplier) -> str:
     """The Verilog text of ``m``: one module named ``m.name``, ports ``a``, ``b`` (8 bits) and ``p``.
 
-    Built-in families without a generator raise :class:`NoGeneratorError`; designs of any other
-    family (imported tables) get a behavioural ROM module.
+    Designs imported from their Verilog get their own circuit behind a wrapper of that name; built-in
+    families without a generator raise :class:`NoGeneratorError`; designs of any other family (imported
+    tables) get a behavioural ROM module.
     """
+    if m.circuit is not None:
+        return circuit_module(m.circuit, m.name, m.signed, m.source)
     if m.family in GENERATORS:
         circuit = Circuit(m)
         body = circuit.finish(GENERATORS[m.family](circuit))
