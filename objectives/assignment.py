@@ -29,11 +29,16 @@ def load_assignment(path: str | Path) -> dict[str, str]:
     """Read an assignment file (JSON object of layer name -> multiplier name)."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise AssignmentError(f"assignment file {path} does not exist") from None
-    except (OSError, json.JSONDecodeError) as error:
-        raise AssignmentError(f"cannot read assignment {path}: {error}") from None
+    except IsADirectoryError:
+        raise AssignmentError(f"assignment file {path} is a folder; give the JSON file") from None
+    except (OSError, ValueError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        lines = str(getattr(error, "strerror", None) or error).splitlines()
+        raise AssignmentError(f"cannot read assignment {path}: {lines[0] if lines else type(error).__name__}") from None
+    except RecursionError:
+        raise AssignmentError(f"cannot read assignment {path}: nested too deep") from None
     if isinstance(data, dict) and isinstance(data.get("assignment"), dict):
         data = data["assignment"]
     if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):

@@ -1,6 +1,7 @@
 """Per-channel compensation of an AxM's accumulated error, folded into requantisation (free in hardware).
 
-``bias``: subtract each output channel's expected accumulated error
+``bias``: subtract each output channel's expected accumulated error (a product of two activations: each
+head's, :func:`expected_product_error`)
 ``b_n = sum_k ebar_c(k)(W[k, n])`` with ``ebar_c(w) = sum_a p_c(a) e(a, w)`` from the layer's
 per-input-channel activation histograms and its known weights (DESIGN.md level 3).
 ``affine``: per channel, the emulated accumulator is regressed on the exact one over the
@@ -43,6 +44,19 @@ def expected_error(
     per_group = out_channels // groups
     channel = (np.arange(out_channels) // per_group)[:, None] * w.shape[1] + np.arange(w.shape[1])[None, :]
     return ebar[channel[:, :, None], w].sum(axis=(1, 2))
+
+
+def expected_product_error(error_table: np.ndarray, pairs: np.ndarray, outputs: np.ndarray) -> np.ndarray:
+    """Per head of a product of two activations, the expected accumulated error of one output, float64 (H,).
+
+    ``pairs`` (H, 256, 256) counts the operand pairs (first operand: row, second: column) of every product
+    over the calibration images, ``outputs`` (H,) their outputs: the mean of ``sum_k e(a_k, b_k)`` over the
+    outputs is the summed error of all pairs over the outputs, exactly, whatever ties the operands together.
+    """
+    pairs = np.asarray(pairs, dtype=np.float64)
+    total = np.einsum("hab,ab->h", pairs, np.asarray(error_table, dtype=np.float64))
+    outputs = np.asarray(outputs, dtype=np.float64)
+    return np.divide(total, outputs, out=np.zeros_like(total), where=outputs > 0)
 
 
 class AffineFit:

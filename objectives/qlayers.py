@@ -1,4 +1,5 @@
-"""Quantised conv/linear layers: the float layer plus what quantisation adds.
+"""Quantised conv/linear layers: the float layer plus what quantisation adds (products of two activations:
+:mod:`objectives.qmatmul`).
 
 Every forward follows one template: quantise the input to integer codes (per tensor), pad with
 the zero-point code, accumulate through the layer's :class:`Arithmetic` (the one overridable
@@ -182,7 +183,34 @@ class QuantLayer:
         out = acc.float()
         return torch.addcmul(self._bias32.view(shape), out, self._scale32.view(shape), out=out)
 
+    # -- views for statistics and compensation ---------------------------------------------------
+    def channel_layout(self, t: torch.Tensor) -> torch.Tensor:
+        """An output-shaped tensor as (batch, channels, positions): (N, O, Ho, Wo) or (N, ..., O) -> (N, O, P)."""
+        if isinstance(self, nn.Conv2d):
+            return t.flatten(2)
+        return t.reshape(t.shape[0], -1, t.shape[-1]).transpose(1, 2)
+
+    @staticmethod
+    def join_codes(parts: list) -> torch.Tensor:
+        """Captured batches of padded input codes as one tensor."""
+        return torch.cat(parts)
+
+    def zero_crossing(self) -> torch.Tensor:
+        """Per channel, the exact accumulator at which the layer's output is 0: ``-bias / scale`` (float64)."""
+        scale = self.quant.input_scale * self.quant.weight_scale
+        if self.bias is None:
+            return torch.zeros_like(scale)
+        return -self.bias.detach().to(torch.float64) / scale
+
     # -- configuration --------------------------------------------------------------------------
+    def exact_arithmetic(self) -> Arithmetic:
+        """The exact multiplier of the layer's scheme, with the layer's weights, on its device."""
+        return exact_arithmetic(self.weight_codes, self.quant.scheme)
+
+    def arithmetic_for(self, kernel: Any, weights: torch.Tensor | None = None, label: str = "") -> Arithmetic:
+        """Arithmetic through ``kernel`` multiplying ``weights`` (default: the layer's own weight codes)."""
+        return Arithmetic(kernel, self.weight_codes if weights is None else weights, label)
+
     def move_quant_state(self) -> None:
         """After the module moved (``.to(device)``): move the quantisation state that is not a buffer with it
         (per-channel scales and zero points, compensation), and give it exact arithmetic there."""

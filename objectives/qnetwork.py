@@ -12,13 +12,12 @@ import torch
 from torch import nn
 
 from .assignment import resolve_assignment
-from .compensation import MODES, AffineFit, expected_error
+from .compensation import MODES, AffineFit, expected_error, expected_product_error
 from .errors import AssignmentError
 from .injection import ErrorSpec, GaussianInjection, product_rms
 from .kernels import get_kernel
 from .layers import LayerInfo
-from .operand_stats import HistogramObserver, OperandHistograms
-from .qlayers import Arithmetic, QuantLayer, exact_arithmetic
+from .operand_stats import HistogramObserver, MatmulHistogramObserver, OperandHistograms
 from .weight_tuning import apply_weight_map, tuned_error_table, tuned_weight_map
 
 logger = logging.getLogger(__name__)
@@ -94,8 +93,9 @@ class QuantizedNetwork:
         self.set_injection(injection, self._injection_seed)
         return self
 
-    def layer(self, name: str) -> QuantLayer:
-        """The quantised module called ``name``."""
+    def layer(self, name: str) -> Any:
+        """The quantised module called ``name`` (:class:`~objectives.qlayers.QuantLayer` or
+        :class:`~objectives.qmatmul.QuantMatmul`)."""
         if name not in self.layers:
             raise AssignmentError(f"unknown layer {name!r}; layers: {', '.join(self.layers)}")
         return self.model.get_submodule(name)
@@ -107,7 +107,7 @@ class QuantizedNetwork:
     def weight_map(self, name: str, multiplier: Any, compensation: str | None = None) -> np.ndarray | None:
         """Layer ``name``'s weights tuned to ``multiplier`` under ``compensation`` (default: the layer's current
         mode) as a map over LUT indices, (256,); None without weight tuning or for an exact design."""
-        if not self.weight_tuning or multiplier is None or multiplier.is_exact:
+        if not self.weight_tuning or multiplier is None or multiplier.is_exact or self.layers[name].kind == "matmul":
             return None
         compensated = self._mode(name, compensation) != "none"
         key = (name, multiplier.lut_sha256, compensated)
@@ -117,9 +117,12 @@ class QuantizedNetwork:
                 multiplier.lut, self.scheme == "int8", hist.activation, hist.weight, self.layers[name].k, compensated)
         return self._weight_maps[key]
 
-    def operand_weights(self, name: str, multiplier: Any, compensation: str | None = None) -> torch.Tensor:
-        """The weight operands ``multiplier`` multiplies in layer ``name``: its tuned weights, or the layer's own."""
+    def operand_weights(self, name: str, multiplier: Any, compensation: str | None = None) -> torch.Tensor | None:
+        """The weight operands ``multiplier`` multiplies in layer ``name``: its tuned weights, or the layer's own
+        (None for a product of two activations)."""
         layer = self.layer(name)
+        if self.layers[name].kind == "matmul":
+            return None  # both operands are activations
         weight_map = self.weight_map(name, multiplier, compensation)
         if weight_map is None:
             return layer.weight_codes
@@ -144,7 +147,8 @@ class QuantizedNetwork:
         """Per layer operand histograms on the calibration images (computed once, with exact arithmetic)."""
         if self._histograms is None:
             observers = {
-                name: HistogramObserver(info.in_channels, info.kernel_size[0] * info.kernel_size[1])
+                name: MatmulHistogramObserver(info.heads) if info.kind == "matmul"
+                else HistogramObserver(info.in_channels, info.kernel_size[0] * info.kernel_size[1])
                 for name, info in self.layers.items()
             }
             with self._exact(), self._observing(observers):
@@ -168,16 +172,16 @@ class QuantizedNetwork:
         fitted = {n: m for n, m in resolved.items() if modes[n] in ("affine", "threshold")}
         if fitted:
             self._fit_affine(fitted, modes, method)
-        signed = self.scheme == "int8"
         for name in self.layers:
             layer = self.layer(name)
             multiplier = resolved.get(name)
             if multiplier is None or multiplier.is_exact:
-                layer.arithmetic = exact_arithmetic(layer.weight_codes, self.scheme)
+                layer.arithmetic = layer.exact_arithmetic()
                 layer.set_correction(None, None)
                 continue
-            kernel = get_kernel(multiplier.lut, signed, method, self.device)
-            layer.arithmetic = Arithmetic(kernel, self.operand_weights(name, multiplier, modes[name]), multiplier.name)
+            kernel = self._kernel(name, multiplier, method)
+            layer.arithmetic = layer.arithmetic_for(kernel, self.operand_weights(name, multiplier, modes[name]),
+                                                    multiplier.name)
             layer.set_correction(*self._correction(name, multiplier, modes[name]))
         stored = compensation if isinstance(compensation, str) else dict(compensation)
         self.assignment, self.compensation, self.method = resolved, stored, method
@@ -225,19 +229,25 @@ class QuantizedNetwork:
         layer = self.layer(name)
         with self._exact(), self.capture([name]) as records, torch.no_grad():
             self.model(images.to(self.device))
-        codes = torch.cat(records[name])
+        codes = layer.join_codes(records[name])
         multiplier = multiplier if multiplier is not None else self.assignment.get(name)
         if isinstance(multiplier, str):
             multiplier = resolve_assignment({name: multiplier}, self.layers, self.scheme)[name]
         with torch.no_grad():
-            exact = layer.products(codes, exact_arithmetic(layer.weight_codes, self.scheme))
+            exact = layer.products(codes, layer.exact_arithmetic())
             emulated = exact if multiplier is None else layer.products(
-                codes, Arithmetic(get_kernel(multiplier.lut, self.scheme == "int8", method, self.device),
-                                  self.operand_weights(name, multiplier, self._mode(name, None)))
+                codes, layer.arithmetic_for(self._kernel(name, multiplier, method),
+                                            self.operand_weights(name, multiplier, self._mode(name, None)))
             )
         return GemmOutputs(codes, exact, emulated)
 
     # -- internals ------------------------------------------------------------------------------------
+    def _kernel(self, name: str, multiplier: Any, method: str) -> Any:
+        """The kernel of ``multiplier`` for layer ``name`` on the network's device (``auto`` knows products of two
+        activations from layers with weights)."""
+        return get_kernel(multiplier.lut, self.scheme == "int8", method, self.device,
+                          products=self.layers[name].kind == "matmul")
+
     def _correction(self, name: str, multiplier: Any, mode: str) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         if mode == "none":
             return None, None
@@ -245,8 +255,12 @@ class QuantizedNetwork:
             return self._affine_cache[self._affine_key(name, multiplier)].result()
         if mode == "threshold":
             fit = self._affine_cache[self._affine_key(name, multiplier)]
-            return None, fit.threshold_offset(self._zero_crossing(name))
+            return None, fit.threshold_offset(self.layer(name).zero_crossing())
         layer = self.layer(name)
+        if self.layers[name].kind == "matmul":
+            hist = self.histograms[name]
+            b = expected_product_error(multiplier.error_table, hist.pairs, hist.outputs)
+            return None, -torch.from_numpy(b).to(self.device)
         b = expected_error(
             self.error_table(name, multiplier, mode), self.histograms[name].activation_per_channel,
             layer.lut_index(layer.weight_codes).cpu().numpy(), layer.groups if isinstance(layer, nn.Conv2d) else 1,
@@ -260,11 +274,10 @@ class QuantizedNetwork:
         if not todo:
             return
         fits = {name: AffineFit() for name in todo}
-        signed = self.scheme == "int8"
         weights = {name: self.operand_weights(name, m, modes[name]) for name, m in todo.items()}
 
-        def observer(layer: QuantLayer, codes: torch.Tensor, name: str) -> None:
-            approx = Arithmetic(get_kernel(todo[name].lut, signed, method, self.device), weights[name])
+        def observer(layer: Any, codes: Any, name: str) -> None:
+            approx = layer.arithmetic_for(self._kernel(name, todo[name], method), weights[name])
             zero = layer.zero_point_terms(codes) if self.scheme == "uint8" else 0.0
             fits[name].update(layer.products(codes, approx) - zero, layer.products(codes) - zero)
 
@@ -279,14 +292,6 @@ class QuantizedNetwork:
         see the same tuned weights."""
         return name, multiplier.lut_sha256, self.weight_tuning
 
-    def _zero_crossing(self, name: str) -> torch.Tensor:
-        """Per channel, the exact accumulator at which the layer's output is 0: ``-bias / scale`` (float64)."""
-        layer = self.layer(name)
-        scale = layer.quant.input_scale * layer.quant.weight_scale
-        if layer.bias is None:
-            return torch.zeros_like(scale)
-        return -layer.bias.detach().to(torch.float64) / scale
-
     @contextlib.contextmanager
     def _exact(self) -> Iterator[None]:
         """Temporarily exact arithmetic, no noise and no compensation in every layer."""
@@ -297,7 +302,7 @@ class QuantizedNetwork:
         try:
             for name in self.layers:
                 layer = self.layer(name)
-                layer.arithmetic = exact_arithmetic(layer.weight_codes, self.scheme)
+                layer.arithmetic = layer.exact_arithmetic()
                 layer.noise = None
                 layer.set_correction(None, None)
             yield

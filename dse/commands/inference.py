@@ -12,6 +12,21 @@ from ..errors import objective_errors as _user_errors
 SCHEMES = ("int8", "uint8")
 COMPENSATIONS = ("none", "bias", "affine", "threshold")  # objectives.compensation.MODES, without importing torch here
 METHODS = ("auto", "exact", "lowrank", "gather", "reference")
+NETWORK_HELP = ("digits-cnn, digits-vit, resnet{20,32,44,56,110}-cifar10, torchvision:<name>, or your own: "
+                "path/to/file.py:function or package.module:function returning an nn.Module (README: your own network)")
+DATA_HELP = ("ImageFolder of evaluation images (not needed for digits-cnn and digits-vit), or a data set factory "
+             "package.module:function / path/to/file.py:function returning a torch data set of (image, label)")
+
+
+def network_data(network, data, download: bool = False, calibration_size: int = 256):
+    """The calibration and evaluation split of ``--data``: an ImageFolder (or none), or a data set factory."""
+    from objectives.networks.user import factory_split, is_factory_spec
+
+    if data is not None and is_factory_spec(data):
+        return factory_split(network, data, calibration_size)
+    from objectives.data import load_data
+
+    return load_data(network, data, download=download, calibration_size=calibration_size)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,9 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Quantise a network (post-training, calibrated on a few hundred images) and evaluate it. "
         "LUT convention everywhere: row = activation operand, column = weight operand.",
     )
-    ev.add_argument("--network", required=True, help="digits-cnn, resnet{20,32,44,56,110}-cifar10 or torchvision:<name>")
+    ev.add_argument("--network", required=True, help=NETWORK_HELP)
     ev.add_argument("--weights", help="checkpoint (state dict, loaded with weights_only=True); torchvision: also a weights name such as DEFAULT (downloads)")
-    ev.add_argument("--data", help="ImageFolder of evaluation images (not needed for digits-cnn)")
+    ev.add_argument("--data", help=DATA_HELP)
     ev.add_argument("--download", action="store_true", help="CIFAR-10: fetch it with torchvision into the cache (needs a network)")
     ev.add_argument("--scheme", choices=SCHEMES, default="int8", help="int8: signed symmetric (default); uint8: unsigned codes with zero points")
     mode = ev.add_mutually_exclusive_group()
@@ -41,8 +56,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--json", action="store_true", help='print {"top1", "top5", "images", "seconds"} as JSON')
     ev.set_defaults(handler=eval_command)
 
-    layers = subparsers.add_parser("layers", help="a network's conv/linear layers with GEMM dims (M per image, K, N) and MACs")
-    layers.add_argument("network", help="digits-cnn, resnet{20,...}-cifar10 or torchvision:<name>")
+    layers = subparsers.add_parser(
+        "layers", help="a network's GEMM layers (conv, linear, matmul: products of two activations) with GEMM dims "
+        "(M per image, K, N) and MACs")
+    layers.add_argument("network", help=NETWORK_HELP)
     layers.add_argument("--json", action="store_true", help="print a JSON array")
     layers.set_defaults(handler=layers_command)
 
@@ -71,17 +88,17 @@ def eval_command(args: argparse.Namespace) -> int:
             raise UserError(f"{flag} must be a positive number, got {value}")
     device = resolve_device_argument(args)  # first: nothing is loaded for a device this machine lacks
     with _user_errors():
-        from objectives.data import load_data
         from objectives.evaluate import evaluate
         from objectives.networks import get_network
 
         network = get_network(args.network, args.weights)
-        data = load_data(network, args.data, download=args.download, calibration_size=args.calibration)
+        data = network_data(network, args.data, download=args.download, calibration_size=args.calibration)
         if args.float:
             result = evaluate(network.model.to(device), data, args.limit, args.batch_size)
             label = "float"
         else:
             from objectives.assignment import load_assignment
+            from objectives.errors import AssignmentError
             from objectives.quantize import quantize
 
             net = quantize(network.model, data.calibration, network.input_shape, args.scheme, batch_size=args.batch_size,
@@ -92,7 +109,10 @@ def eval_command(args: argparse.Namespace) -> int:
             elif args.assign:
                 mapping = load_assignment(args.assign)
             net.weight_tuning = args.tune_weights
-            net.set_assignment(mapping, compensation=args.compensate, method=args.method, imports=args.imports)
+            try:
+                net.set_assignment(mapping, compensation=args.compensate, method=args.method, imports=args.imports)
+            except AssignmentError as error:  # a layer or design the file names: say which file
+                raise UserError(f"{args.assign}: {error}" if args.assign else str(error)) from None
             result = evaluate(net, data, args.limit, args.batch_size)
             what = args.multiplier or (str(args.assign) if args.assign else "exact")
             label = f"{args.scheme}, {what}" + (f", {args.compensate} compensation" if mapping and args.compensate != "none" else "")
@@ -120,8 +140,11 @@ def layers_command(args: argparse.Namespace) -> int:
         return 0
     from ..output import format_table
 
-    rows = [(i.name, i.kind, i.m, i.k, i.n, f"{i.macs:,}") for i in layers.values()]
+    rows = [(i.name, i.kind, i.m, i.k, i.n, i.heads, f"{i.macs:,}") for i in layers.values()]
     total = sum(i.macs for i in layers.values())
-    print(format_table(("layer", "type", "M/image", "K", "N", "MACs"), rows, "llrrrr"))
-    print(f"{len(rows)} layers, {total:,} MACs per image")
+    print(format_table(("layer", "type", "M/image", "K", "N", "heads", "MACs"), rows, "llrrrrr"))
+    kinds = {kind: sum(1 for i in layers.values() if i.kind == kind) for kind in ("conv", "linear", "matmul")}
+    counts = ", ".join(f"{count} {kind}" for kind, count in kinds.items() if count)
+    print(f"{len(rows)} layers ({counts}), {total:,} MACs per image; M/image counts the rows of every head "
+          "(matmul: products of two activations, heads x rows)")
     return 0

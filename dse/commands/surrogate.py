@@ -10,7 +10,7 @@ from pathlib import Path
 from ..errors import UserError
 from ..errors import objective_errors as _user_errors
 from ..output import atomic_write_bytes, atomic_write_text, format_table
-from .inference import add_device_argument, resolve_device_argument
+from .inference import DATA_HELP, NETWORK_HELP, add_device_argument, network_data, resolve_device_argument
 
 SCHEMES = ("int8", "uint8")
 COMPENSATIONS = ("none", "bias", "affine")
@@ -18,9 +18,9 @@ DEFAULT_MAGNITUDES = (0.0, 0.001, 0.003, 0.01, 0.03, 0.1)
 
 
 def _network_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--network", required=True, help="digits-cnn, resnet{20,32,44,56,110}-cifar10 or torchvision:<name>")
+    parser.add_argument("--network", required=True, help=NETWORK_HELP)
     parser.add_argument("--weights", help="checkpoint (state dict, loaded with weights_only=True)")
-    parser.add_argument("--data", help="ImageFolder of evaluation images (not needed for digits-cnn)")
+    parser.add_argument("--data", help=DATA_HELP)
     parser.add_argument("--scheme", choices=SCHEMES, default="int8", help="int8 (signed designs) or uint8 (unsigned designs)")
     parser.add_argument("--calibration", type=int, default=256, metavar="N", help="calibration images (default 256)")
     parser.add_argument("--import", dest="imports", action="append", default=[], metavar="PATH",
@@ -89,12 +89,11 @@ def _positive(args: argparse.Namespace, *names: str) -> None:
 
 def _quantised(args: argparse.Namespace, device):
     """Network, data split and quantised network (on ``device``) from the common arguments."""
-    from objectives.data import load_data
     from objectives.networks import get_network
     from objectives.quantize import quantize
 
     network = get_network(args.network, args.weights)
-    data = load_data(network, args.data, calibration_size=args.calibration)
+    data = network_data(network, args.data, calibration_size=args.calibration)
     qnet = quantize(network.model, data.calibration, network.input_shape, args.scheme, name=network.name, device=device)
     return network, data, qnet
 
@@ -127,7 +126,7 @@ def distortion_command(args: argparse.Namespace) -> int:
         import torch
 
         from objectives.distortion.operands import collect_operands
-        from objectives.distortion.validation import compare_distortion, summarise
+        from objectives.distortion.validation import compare_distortion, kinds, summarise
 
         _, data, qnet = _quantised(args, device)
         operands = collect_operands(qnet, seed=args.seed, progress=not args.json)
@@ -142,13 +141,17 @@ def distortion_command(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([r.as_dict() for r in records]))
         return 0
-    rows = [
-        (level, s["pairs"], f"{100 * s['median_abs_rel_error']:.1f}%", f"{100 * s['median_rel_error']:+.1f}%",
-         f"{100 * s['p90_abs_rel_error']:.1f}%", f"{s['pearson_log']:.3f}", f"{s['spearman']:.3f}")
-        for level, s in summary.items()
-    ]
-    print(format_table(("level", "pairs", "median |rel err|", "median rel err", "90% |rel err|", "Pearson (log)", "Spearman"), rows, "lrrrrrr"))
-    print(f"||dC||_F predicted vs measured on {images.shape[0]} images, {len(designs)} designs x {len(qnet.layers)} layers")
+    rows = []
+    for kind in kinds(records):
+        for level, s in summarise(records, kind).items():
+            label = "operand-aware" if kind == "matmul" and level == "weight-aware" else level
+            rows.append((kind, label, s["pairs"], f"{100 * s['median_abs_rel_error']:.1f}%",
+                         f"{100 * s['median_rel_error']:+.1f}%", f"{100 * s['p90_abs_rel_error']:.1f}%",
+                         f"{s['pearson_log']:.3f}", f"{s['spearman']:.3f}"))
+    print(format_table(("layers", "level", "pairs", "median |rel err|", "median rel err", "90% |rel err|",
+                        "Pearson (log)", "Spearman"), rows, "llrrrrrr"))
+    print(f"||dC||_F predicted vs measured on {images.shape[0]} images, {len(designs)} designs x {len(qnet.layers)} layers "
+          "(products of two activations: the operand-aware level in place of the weight-aware one)")
     if args.plot:
         print(f"wrote {args.plot}", file=sys.stderr)
     return 0
@@ -193,6 +196,22 @@ def inject_command(args: argparse.Namespace) -> int:
 
 
 # -- dse predict ------------------------------------------------------------------------------------
+def _check_mapping(path: Path, mapping: dict[str, str], layers: list[str], designs: list[str]) -> None:
+    """Every layer of the assignment file ``path`` is a GEMM layer, every design one the surrogate covers."""
+    import difflib
+
+    for layer, design in mapping.items():
+        if layer not in layers:
+            close = difflib.get_close_matches(layer, layers, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else "; `dse layers NETWORK` lists them"
+            raise UserError(f"{path}: unknown layer {layer!r}{hint}")
+        if design not in designs:
+            close = difflib.get_close_matches(design, designs, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise UserError(f"{path}: layer {layer!r}: design {design!r} is not among the surrogate's designs (the "
+                            f"zoo's designs of this scheme, plus --import){hint}")
+
+
 def predict_command(args: argparse.Namespace) -> int:
     """Handler of ``dse predict``."""
     _positive(args, "limit", "calibration", "map_points")
@@ -204,6 +223,7 @@ def predict_command(args: argparse.Namespace) -> int:
 
         mapping = load_assignment(args.assign)
         network, data, qnet = _quantised(args, device)
+        _check_mapping(args.assign, mapping, list(qnet.layers), [m.name for m in designs])  # before the surrogate
         # the cache key leaves the device out: the surrogate is the same on every device
         surrogate = cached_surrogate(
             qnet, data, designs, args.compensate, key_parts=(network.name, str(args.weights), str(args.data), str(args.calibration)),
@@ -212,7 +232,7 @@ def predict_command(args: argparse.Namespace) -> int:
         try:
             row = surrogate.indices(mapping)
         except KeyError as error:
-            raise UserError(str(error).strip("'\"")) from None
+            raise UserError(f"{args.assign}: {str(error).strip(chr(39) + chr(34))}") from None
     score = float(surrogate.score(row[None])[0])
     drop = float(surrogate.predict_drop(row[None])[0])
     if args.json:

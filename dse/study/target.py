@@ -153,7 +153,7 @@ def build_target(config: "StudyConfig", multipliers: list["Multiplier"] | None =
     multipliers = multipliers if multipliers is not None else select_multipliers(config)
     section = config.data
     with objective_errors():
-        network = get_network(config.network.name, config.network.weights or None)
+        network = get_network(config.network.name, config.network.weights or None, options=config.network.options())
         data = load_data(
             network, section.test or None, download=section.download, calibration_size=section.calibration_images,
             calibration_path=section.calibration or None, cache_folder=config.data_cache or None,

@@ -117,11 +117,19 @@ def column_feature_cov(p: np.ndarray, phi: np.ndarray) -> np.ndarray:
 def predict_error_energy(
     layer: LayerOperands, errors: np.ndarray, level: str = "weight-aware", compensation: str = "none"
 ) -> np.ndarray:
-    """Predicted E||dC||_F^2 per image of ``layer`` for each error table in ``errors`` (n, 256, 256)."""
+    """Predicted E||dC||_F^2 per image of ``layer`` for each error table in ``errors`` (n, 256, 256).
+
+    A product of two activations (:class:`~.products.ProductOperands`) has no weights: its third level is
+    the model of :mod:`.products` (both operands' statistics, their products' measured moments).
+    """
     if level not in LEVELS:
         raise ValueError(f"unknown level {level!r}; levels: {', '.join(LEVELS)}")
     if compensation not in COMPENSATIONS:
         raise ValueError(f"unknown compensation {compensation!r}; choose from {', '.join(COMPENSATIONS)}")
+    if not isinstance(layer, LayerOperands):
+        from .products import predict_product_energy
+
+        return predict_product_energy(layer, errors, level, compensation)
     if level == "weight-aware":
         moments = channel_moments(layer, errors)
         per_channel = residual_variance(moments, compensation)
@@ -141,8 +149,13 @@ def channel_moments(layer: LayerOperands, errors: np.ndarray, chunk: int = 8) ->
     """Per output channel and design: the error's mean, variance and covariance with the exact output.
 
     Returns ``bias``, ``variance``, ``covariance`` of shape (n_designs, N) and ``output_variance``,
-    ``output_mean`` of shape (N,), under the model of level 3 (see the module docstring).
+    ``output_mean`` of shape (N,), under the model of level 3 (see the module docstring); for a product of
+    two activations, per head (:func:`~.products.product_moments`).
     """
+    if not isinstance(layer, LayerOperands):
+        from .products import product_moments
+
+        return product_moments(layer, errors)
     p = normalised(layer.column_histograms)  # (K, 256)
     kk, nn = layer.k, layer.n
     k_index = np.arange(kk)[:, None]

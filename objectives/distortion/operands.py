@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from .layer_model import LayerOperands, activation_features
+from .products import ProductAccumulator, output_weights
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +55,10 @@ class _LayerAccumulator:
 
 def collect_operands(
     qnet: Any, seed: int = 0, progress: bool = True, covariance: bool = True
-) -> dict[str, list[LayerOperands]]:
-    """Per layer (one entry per conv group), what the surrogate needs, from the exact network.
+) -> dict[str, list[Any]]:
+    """Per layer (one entry per conv group), what the surrogate needs, from the exact network: a
+    :class:`LayerOperands` per conv group or linear layer, a :class:`~.products.ProductOperands` per product
+    of two activations.
 
     Runs the calibration images once through ``qnet`` with exact multipliers, seeing every
     layer's padded integer input codes. ``covariance=False`` skips the feature covariance
@@ -84,6 +87,11 @@ def collect_operands(
                     for codes in records[name]:
                         out = _exact_output(layer, codes).cpu()  # summed on the CPU: the same on every device
                         energy[name] = energy[name] + out.pow(2).transpose(0, 1).reshape(out.shape[1], -1).sum(1).numpy()
+                        if qnet.layers[name].kind == "matmul":
+                            if name not in accumulators:
+                                accumulators[name] = ProductAccumulator(qnet.layers[name].heads)
+                            accumulators[name].add(layer.lut_index(codes.first), layer.lut_index(codes.second))
+                            continue
                         _accumulate(layer, codes, accumulators, name, rng, total_images if covariance else 0, signed)
                     records[name].clear()
     finally:
@@ -93,15 +101,20 @@ def collect_operands(
     result = {}
     for name in names:
         layer = qnet.layer(name)
-        result[name] = _layer_operands(name, layer, qnet.layers[name], accumulators[name], energy[name] / images, signed)
+        info = qnet.layers[name]
+        if info.kind == "matmul":
+            quant = layer.quant
+            weights = output_weights(signed, quant.first_zero, quant.second_zero)
+            outputs_per_head = info.m * info.n // info.heads
+            result[name] = [accumulators[name].result(name, outputs_per_head, weights, float(np.sum(energy[name]) / images))]
+            continue
+        result[name] = _layer_operands(name, layer, info, accumulators[name], energy[name] / images, signed)
     return result
 
 
 def _exact_output(layer: Any, codes: Any) -> Any:
     """The exact integer GEMM output (zero-point terms removed), float64."""
-    from ..qlayers import exact_arithmetic
-
-    out = layer.products(codes, exact_arithmetic(layer.weight_codes, layer.quant.scheme))
+    out = layer.products(codes, layer.exact_arithmetic())
     if layer.quant.scheme == "uint8":
         out = out - layer.zero_point_terms(codes)
     return out

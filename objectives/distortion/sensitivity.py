@@ -59,6 +59,8 @@ def linearised_sensitivities(qnet: Any, max_images: int = 256, progress: bool = 
     names = list(qnet.layers)
     modules = {name: model.get_submodule(name) for name in names}
     scales = {name: qnet.layer(name).requant_scale.detach().double().cpu() for name in names}
+    # every output as (batch, channels, positions): conv (N, O, HW), linear (N, O, rows), products (N, heads, MN)
+    layouts = {name: qnet.layer(name).channel_layout for name in names}
     outputs: dict[str, Any] = {}
 
     def keep(name: str):
@@ -71,6 +73,7 @@ def linearised_sensitivities(qnet: Any, max_images: int = 256, progress: bool = 
     data = _first_images(qnet.calibration, max_images)
     # pass 1: each channel's mean output (E C_n), 2: Jacobians
     means = {name: 0.0 for name in names}
+    positions = {name: 1 for name in names}
     handles = [modules[n].register_forward_hook(lambda m, i, o, n=n: outputs.__setitem__(n, o)) for n in names]
     count = 0
     with torch.no_grad():
@@ -78,11 +81,11 @@ def linearised_sensitivities(qnet: Any, max_images: int = 256, progress: bool = 
             model(x)
             count += x.shape[0]
             for n in names:
-                y = outputs[n].double()
-                means[n] = means[n] + (y.sum(0) if y.dim() == 2 else y.sum((0, 2, 3)))
+                y = layouts[n](outputs[n].double())
+                means[n] = means[n] + y.sum((0, 2))
+                positions[n] = y.shape[2]
     for h in handles:
         h.remove()
-    positions = {n: (1 if qnet.layers[n].kind == "linear" else qnet.layers[n].m) for n in names}
     means = {n: means[n] / (count * positions[n]) for n in names}
 
     grams_b = {n: 0.0 for n in names}
@@ -97,11 +100,7 @@ def linearised_sensitivities(qnet: Any, max_images: int = 256, progress: bool = 
                     outputs[n].grad = None
                 logits[:, o].sum().backward(retain_graph=o < logits.shape[1] - 1)
                 for n in names:
-                    y, jac = outputs[n].detach().double(), outputs[n].grad.double()
-                    if y.dim() == 2:
-                        y, jac = y[:, :, None], jac[:, :, None]
-                    else:
-                        y, jac = y.flatten(2), jac.flatten(2)
+                    y, jac = layouts[n](outputs[n].detach().double()), layouts[n](outputs[n].grad.double())
                     g_bias = jac.sum(2) * scales[n]  # (B, N): d logit / d (constant acc offset)
                     g_gain = (jac * (y - means[n].view(1, -1, 1))).sum(2)  # d logit / d (relative gain)
                     grams_b[n] = grams_b[n] + g_bias.T @ g_bias

@@ -13,7 +13,8 @@ from .moments import error_tables
 
 @dataclass(frozen=True)
 class DistortionRecord:
-    """One (layer, design, level): predicted and measured ||dC||_F per image, and ||C||_F."""
+    """One (layer, design, level): predicted and measured ||dC||_F per image, and ||C||_F; ``kind`` the layer's
+    (conv, linear, matmul)."""
 
     layer: str
     multiplier: str
@@ -21,11 +22,12 @@ class DistortionRecord:
     predicted: float
     measured: float
     output_norm: float
+    kind: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready record."""
         return {
-            "layer": self.layer, "multiplier": self.multiplier, "level": self.level,
+            "layer": self.layer, "kind": self.kind, "multiplier": self.multiplier, "level": self.level,
             "predicted": self.predicted, "measured": self.measured, "output_norm": self.output_norm,
         }
 
@@ -35,7 +37,6 @@ def measure_error_energy(qnet: Any, images: Any, multipliers: Sequence[Any], met
     import torch
 
     from ..kernels import get_kernel
-    from ..qlayers import Arithmetic, exact_arithmetic
 
     names = list(qnet.layers)
     signed = qnet.scheme == "int8"
@@ -60,12 +61,13 @@ def measure_error_energy(qnet: Any, images: Any, multipliers: Sequence[Any], met
     with torch.no_grad():
         for name, m in work:
             layer = qnet.layer(name)
-            codes = torch.cat(records[name])
+            codes = layer.join_codes(records[name])
             if name not in exact:
-                exact = {name: layer.products(codes, exact_arithmetic(layer.weight_codes, qnet.scheme))}
+                exact = {name: layer.products(codes, layer.exact_arithmetic())}
             if m.is_exact:
                 continue
-            approx = layer.products(codes, Arithmetic(get_kernel(m.lut, signed, method, qnet.device), layer.weight_codes))
+            kernel = get_kernel(m.lut, signed, method, qnet.device, products=qnet.layers[name].kind == "matmul")
+            approx = layer.products(codes, layer.arithmetic_for(kernel))
             measured[name][position[m.name]] = float(((approx - exact[name]) ** 2).sum()) / count
     return measured
 
@@ -86,17 +88,20 @@ def compare_distortion(
                 if m.is_exact:
                     continue
                 records.append(DistortionRecord(name, m.name, level, float(np.sqrt(predicted[i])),
-                                                float(np.sqrt(measured[name][i])), float(np.sqrt(output))))
+                                                float(np.sqrt(measured[name][i])), float(np.sqrt(output)),
+                                                qnet.layers[name].kind))
     return records
 
 
-def summarise(records: Sequence[DistortionRecord]) -> dict[str, dict[str, float]]:
-    """Per level: median absolute relative error, Pearson (of logs) and Spearman correlations."""
+def summarise(records: Sequence[DistortionRecord], kind: str | None = None) -> dict[str, dict[str, float]]:
+    """Per level: median absolute relative error, Pearson (of logs) and Spearman correlations (``kind``: of the
+    layers of that kind only)."""
     from scipy.stats import pearsonr, spearmanr
 
     out = {}
     for level in LEVELS:
-        rows = [r for r in records if r.level == level and r.measured > 0 and r.predicted > 0]
+        rows = [r for r in records if r.level == level and r.measured > 0 and r.predicted > 0
+                and (kind is None or r.kind == kind)]
         if len(rows) < 3:
             continue
         p = np.array([r.predicted for r in rows])
@@ -111,3 +116,9 @@ def summarise(records: Sequence[DistortionRecord]) -> dict[str, dict[str, float]
             "spearman": float(spearmanr(p, m)[0]),
         }
     return out
+
+
+def kinds(records: Sequence[DistortionRecord]) -> list[str]:
+    """The layer kinds among ``records``, in the order conv, linear, matmul."""
+    seen = {r.kind for r in records}
+    return [k for k in ("conv", "linear", "matmul") if k in seen] + sorted(seen - {"conv", "linear", "matmul"})

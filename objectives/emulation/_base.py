@@ -145,6 +145,30 @@ class ProductKernel(ABC):
         y = self.sums(x.reshape(x.shape[0], x.shape[1], 1, 1), prepared)
         return y.reshape(x.shape[0], prepared.shape[0])
 
+    def matmul(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Product of two operand matrices, (..., M, K) x (..., K, N) -> (..., M, N) float64 sums of LUT products.
+
+        Neither operand is a weight: ``a`` is the LUT's row operand, ``b`` its column operand, and both
+        change from call to call (attention's Q K^T and softmax(.) V). Leading (batch) dimensions must be
+        equal (expand broadcast operands first).
+        """
+        check_operands(a, self.signed, "first operand")
+        check_operands(b, self.signed, "second operand")
+        return self.matmul_sums(a, b).to(torch.float64)
+
+    def matmul_sums(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """:meth:`matmul` for operands in range by construction (see :meth:`sums`): float32 where exact there."""
+        if a.dim() < 2 or b.dim() < 2 or a.shape[:-2] != b.shape[:-2] or a.shape[-1] != b.shape[-2]:
+            raise ValueError(f"matmul needs operands (..., M, K) and (..., K, N) with equal leading dimensions; "
+                             f"got {tuple(a.shape)} and {tuple(b.shape)}")
+        if not same_device(a.device, b.device):
+            raise ValueError(f"the first operand is on {a.device}, the second on {b.device}")
+        batch, (m, k), n = a.shape[:-2], a.shape[-2:], b.shape[-1]
+        if a.numel() == 0 or b.numel() == 0:
+            return torch.zeros((*batch, m, n), dtype=torch.float64, device=a.device)
+        out = self._matmul(a.reshape(-1, m, k), b.reshape(-1, k, n))
+        return out.reshape(*batch, m, n)
+
     def _check_prepared(self, prepared: PreparedWeight) -> None:
         if not isinstance(prepared, PreparedWeight) or prepared.data.get("key") != self._key:
             raise ValueError("the weight was not prepared by this kernel (call kernel.prepare_weight)")
@@ -165,3 +189,7 @@ class ProductKernel(ABC):
         out_size: tuple[int, int],
     ) -> torch.Tensor:
         """The checked conv: padded input, geometry validated; exact sums, float32 (all below 2^24) or float64."""
+
+    @abstractmethod
+    def _matmul(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """(G, M, K) x (G, K, N) operand values -> (G, M, N) exact sums, float32 (all below 2^24) or float64."""

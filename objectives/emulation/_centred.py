@@ -57,6 +57,12 @@ class CentredGemm:
         grouped.add_(inputs.unsqueeze(2), alpha=CENTRE)
         return y.add_(data["weight_term"].view(1, o, 1, 1))
 
+    def matmul(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """(G, M, K) x (G, K, N) codes -> (G, M, N) float64 exact ``sum_k a b``, through the centred product."""
+        y = self._inner.matmul(a.to(torch.float32) - CENTRE, b.to(torch.float32) - CENTRE).to(torch.float64)
+        y.add_(a.to(torch.float64).sum(dim=2, keepdim=True), alpha=CENTRE)
+        return y.add_((b.to(torch.float64) - CENTRE).sum(dim=1, keepdim=True), alpha=CENTRE)
+
 
 def exact_gemm(signed: bool) -> "StackedGemm | CentredGemm":
     """The exact product's GEMM: signed values as they are, unsigned codes centred."""

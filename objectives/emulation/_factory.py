@@ -27,21 +27,32 @@ AUTO_MAX_CHANNELS = 4
 #: (:mod:`._int8`) and the gather path reads one table entry per product (:mod:`._triton_lut`):
 #: every factorisation the analysis finds (rank up to 16) is cheaper there than the table.
 AUTO_MAX_CHANNELS_CUDA = ANALYSIS_MAX_RANK
+#: ... and for products of two activations on any device, where the gather path reads one table entry per
+#: product (no per-layer table can be prepared: neither operand is known ahead) and each stacked channel is
+#: one more float GEMM: measured on CPU (ViT-B/16's Q K^T, 8 images, one thread), 12 stacked channels cost 14x
+#: the float product and the gather path 18-20x.
+AUTO_MAX_CHANNELS_PRODUCTS = ANALYSIS_MAX_RANK
 
 
-def choose_method(lut: np.ndarray, signed: bool, device: Any = None) -> str:
-    """The path ``auto`` takes for this table on ``device`` (default CPU): "exact", "lowrank" or "gather"."""
+def choose_method(lut: np.ndarray, signed: bool, device: Any = None, products: bool = False) -> str:
+    """The path ``auto`` takes for this table on ``device`` (default CPU): "exact", "lowrank" or "gather".
+
+    ``products``: for products of two activations (``kernel.matmul``), which take every factorisation found
+    (:data:`AUTO_MAX_CHANNELS_PRODUCTS`).
+    """
     table = check_table(lut)
     if is_exact(table, signed):
         return "exact"
     plans = lowrank_plans(table, signed, ANALYSIS_MAX_RANK)  # one cached analysis per table
     on_cuda = device is not None and str(device).startswith("cuda")
-    if plans and plans[0].channels <= (AUTO_MAX_CHANNELS_CUDA if on_cuda else AUTO_MAX_CHANNELS):
+    limit = AUTO_MAX_CHANNELS_PRODUCTS if products else AUTO_MAX_CHANNELS_CUDA if on_cuda else AUTO_MAX_CHANNELS
+    if plans and plans[0].channels <= limit:
         return "lowrank"
     return "gather"
 
 
-def make_kernel(lut: np.ndarray, signed: bool, method: str = "auto", device: Any = None) -> ProductKernel:
+def make_kernel(lut: np.ndarray, signed: bool, method: str = "auto", device: Any = None,
+                products: bool = False) -> ProductKernel:
     """A kernel computing conv2d/linear with every product read from ``lut``.
 
     ``method``: "auto" (exact if the table is the exact product, else lowrank if an exact
@@ -49,15 +60,16 @@ def make_kernel(lut: np.ndarray, signed: bool, method: str = "auto", device: Any
     device :data:`AUTO_MAX_CHANNELS_CUDA` -- else gather),
     or one path by name: "exact" (raises ValueError unless the table is exact), "lowrank"
     (raises ValueError without an exact factorisation of rank <= 16), "gather" or "reference".
-    Kernels are cached by (table hash, signedness, path) and shared: ``auto`` returns the same
-    object as asking for the path it picks.
+    ``products``: the kernel serves products of two activations (``auto`` then takes every factorisation,
+    :data:`AUTO_MAX_CHANNELS_PRODUCTS`). Kernels are cached by (table hash, signedness, path) and shared:
+    ``auto`` returns the same object as asking for the path it picks.
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     table = check_table(lut)
     digest = hashlib.sha256(table.tobytes()).hexdigest()
     if method == "auto":
-        method = choose_method(table, signed, device)
+        method = choose_method(table, signed, device, products)
     _STASH[digest] = table
     try:
         return _make_cached(digest, bool(signed), method)

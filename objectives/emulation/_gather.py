@@ -160,6 +160,37 @@ class GatherKernel(ProductKernel):
             return total  # whole products: float32, exact under the layer's bound (or float64 limbs)
         return y.to(torch.float64).add_(total)
 
+    def _matmul(self, a, b):
+        """(G, M, K) x (G, K, N) -> (G, M, N): one int32 lookup of the whole table per product, exact integer sums.
+
+        Neither operand is known ahead, so the per-layer tables of the conv path (``G K 256 N`` entries, built
+        per call) would cost 256 / M times the products themselves; the products are read directly instead,
+        ``DIRECT_CHUNK`` lookups at a time, rows (m) and columns (n) of one matrix each a contiguous run of K.
+        """
+        g, m, k = a.shape
+        n = b.shape[2]
+        device = a.device
+        flat = self._flat_tables.get((device, "lut"))
+        if flat is None:
+            flat = torch.tensor(self._sources["lut"], dtype=torch.int32, device=device).view(-1)
+            self._flat_tables[(device, "lut")] = flat
+        largest = k * int(np.abs(self._sources["lut"]).max())
+        sum_dtype = torch.int32 if largest < (1 << 31) else torch.int64
+        rows = codes(a, self.signed, torch.int32).mul_(256)  # (G, M, K)
+        cols = codes(b, self.signed, torch.int32).transpose(1, 2).contiguous()  # (G, N, K)
+        out = torch.empty((g, m, n), dtype=sum_dtype, device=device)
+        per_row = n * k
+        step_m = max(1, min(m, DIRECT_CHUNK // max(1, per_row)))
+        step_g = max(1, DIRECT_CHUNK // max(1, m * per_row)) if step_m == m else 1
+        for g0 in range(0, g, step_g):
+            g1 = min(g, g0 + step_g)
+            for m0 in range(0, m, step_m):
+                m1 = min(m, m0 + step_m)
+                index = rows[g0:g1, m0:m1, None, :] + cols[g0:g1, None, :, :]  # (g', m', N, K)
+                products = flat.index_select(0, index.view(-1)).view(index.shape)
+                out[g0:g1, m0:m1] = products.sum(dim=3, dtype=sum_dtype)
+        return out.to(torch.float32 if largest < FLOAT32_EXACT else torch.float64)
+
     def _embedding_bags(self, cl: torch.Tensor, prepared: PreparedWeight, geometry: tuple, cached: bool) -> torch.Tensor:
         """(N, Ho, Wo, g, Og) exact sums of the layer table's rows: float32 for one limb, else float64.
 

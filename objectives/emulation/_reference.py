@@ -41,3 +41,12 @@ class ReferenceKernel(ProductKernel):
             index = a[:, :, None, :, :] * 256 + w_codes[None, :, :, :, None]  # (n', g, Og, K, L)
             out[start : start + step] = lut[index].sum(dim=3)
         return out.view(n, o, *out_size).to(torch.float64)
+
+    def _matmul(self, a, b):
+        g, m, k = a.shape
+        lut = torch.tensor(self.lut, device=a.device)  # int64 (256, 256)
+        rows, cols = codes(a, self.signed), codes(b, self.signed)
+        out = torch.zeros((g, m, b.shape[2]), dtype=torch.int64, device=a.device)
+        for kk in range(k):  # one lookup per product: lut[a[g, m, k], b[g, k, n]]
+            out += lut[rows[:, :, kk, None], cols[:, None, kk, :]]
+        return out.to(torch.float64)

@@ -33,7 +33,7 @@ from . import _int8
 from ._gemm import integer_conv2d, uses_conv
 from ._im2col import values_channels_last
 from ._operands import codes, offset
-from ._precision import FLOAT32_EXACT, FLOAT64_EXACT, MAX_LIMBS, partial_sum_bound, split_limbs
+from ._precision import FLOAT32_EXACT, FLOAT64_EXACT, MAX_LIMBS, ieee_arithmetic, partial_sum_bound, split_limbs
 
 #: True: one conv over all factors stacked along channels; False: one conv per factor,
 #: accumulated. Stacked everywhere: on this project's loaded 2-core CPU, whole ResNet-20
@@ -69,8 +69,11 @@ class StackedGemm:
         #: factor r maps activations to themselves: the input is used as it is.
         self.identity = [bool(np.array_equal(u[r], values)) for r in range(self.rank)]
         self.u_max = np.abs(u).max(axis=1) if self.rank else np.zeros(0, np.int64)
+        self.v_max = np.abs(v).max(axis=1) if self.rank else np.zeros(0, np.int64)
+        #: factor r maps the second operand to itself as well (the exact product's factor).
+        self.both_identity = [self.identity[r] and bool(np.array_equal(v[r], values)) for r in range(self.rank)]
         self._device_tables: dict[tuple[torch.device, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {}
-        self._by_code_tables: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
+        self._by_code_tables: dict[tuple, torch.Tensor] = {}
 
     def _tables(self, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         """(u as float ``dtype`` (R, 256), v as int64 (R, 256)) on ``device``."""
@@ -171,6 +174,40 @@ class StackedGemm:
             src = x if self.identity[k] else map_values(u_t[k], idx)
             out[:, :, k].copy_(src.reshape(n, groups, cg, h, w))
         return out.view(n, groups * r * cg, h, w)
+
+    # -- products of two operand matrices --------------------------------------------------------
+    def matmul(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """(G, M, K) x (G, K, N) operand values -> (G, M, N) exact ``sum_k sum_r u_r(a) v_r(b)``.
+
+        Neither operand is known ahead, so both are mapped through the factor tables on every call
+        (one lookup of a (256, R) table per element, ``(M + N) K R`` values per matrix) and multiplied
+        by one batched GEMM over the stacked factors. Its bound comes from the tables alone,
+        ``K sum_r max|u_r| max|v_r|``: float32 below 2^24 (K up to 1023 for the exact signed product),
+        else float64.
+        """
+        g, m, k = a.shape
+        n = b.shape[2]
+        if self.rank == 0:
+            return torch.zeros((g, m, n), dtype=torch.float64, device=a.device)
+        bound = k * float(np.sum(self.u_max.astype(np.float64) * self.v_max.astype(np.float64)))
+        if bound >= FLOAT64_EXACT:
+            raise OverflowError("partial sums of this product exceed 2^53: not exactly computable in float64")
+        dtype = torch.float32 if bound < FLOAT32_EXACT else torch.float64
+        if self.rank == 1 and self.both_identity[0]:
+            left, right = a.to(dtype), b.to(dtype)
+        else:
+            left = F.embedding(codes(a, self.signed), self._by_code(a.device, dtype)).reshape(g, m, k * self.rank)
+            by_code_v = self._by_code_v(b.device, dtype)
+            right = F.embedding(codes(b, self.signed), by_code_v).transpose(2, 3).reshape(g, k * self.rank, n)
+        with ieee_arithmetic(a.device):
+            return torch.bmm(left, right)
+
+    def _by_code_v(self, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        """The second operand's factors as a contiguous (256 codes, R) table of ``dtype``."""
+        key = ("v", device, dtype)
+        if key not in self._by_code_tables:
+            self._by_code_tables[key] = torch.tensor(self.v.T.copy(), device=device).to(dtype).contiguous()  # type: ignore[index]
+        return self._by_code_tables[key]  # type: ignore[index]
 
     # -- the conv ------------------------------------------------------------------------------
     def conv2d(

@@ -7,6 +7,8 @@ factorisation, on small random inputs holding the operand extremes and a padded 
 and 1x1 convolutions, stride 1 and 2, dilation, grouped and depthwise convolutions, and linear
 layers. Further tests cover the float32 bounds (limb splitting, float64 fallback), the exact
 factorisation (planted low-rank tables, rejection of wrong factors), the path choice and the API.
+Products of two operand matrices (``kernel.matmul``: attention's Q K^T and softmax(.) V) go through the
+same check for every design and table, against a numpy gather.
 """
 
 from __future__ import annotations
@@ -91,6 +93,8 @@ CONV_CASES = [
     ((1, 3, 7, 7), 2, (2, 3, 3, 3), 2, 2, 1),  # dilated
 ]
 LINEAR_CASE = ((3, 20), (5, 20))
+#: Products of two operand matrices (attention's Q K^T, softmax(.) V): (first, second) shapes, batch dims equal.
+MATMUL_CASES = [((2, 3, 5, 7), (2, 3, 7, 4)), ((4, 1, 9), (4, 9, 2))]
 
 
 def check_against_reference(lut: np.ndarray, signed: bool, methods: list[str], seed: int = 0) -> dict[str, str]:
@@ -116,7 +120,22 @@ def check_against_reference(lut: np.ndarray, signed: bool, methods: list[str], s
     for name, kernel in kernels.items():
         got = kernel.linear(x, kernel.prepare_weight(w))
         assert torch.equal(got, want), f"{name} ({kernel.method}) linear"
+    for a_shape, b_shape in MATMUL_CASES:
+        a, b = random_operands(a_shape, signed, gen), random_operands(b_shape, signed, gen)
+        want = reference_matmul(lut, signed, a, b)
+        assert torch.equal(reference.matmul(a, b), want), "reference matmul"
+        for name, kernel in kernels.items():
+            got = kernel.matmul(a.float(), b.float())
+            assert got.dtype == torch.float64 and torch.equal(got, want), f"{name} ({kernel.method}) matmul {a_shape}"
     return {name: kernel.method for name, kernel in kernels.items()}
+
+
+def reference_matmul(lut: np.ndarray, signed: bool, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """sum_k lut[a[..., m, k], b[..., k, n]] by numpy fancy indexing (row = first operand, column = second)."""
+    off = 128 if signed else 0
+    ia, ib = a.numpy().astype(np.int64) + off, b.numpy().astype(np.int64) + off
+    products = np.asarray(lut, dtype=np.int64)[ia[..., :, :, None], ib[..., None, :, :]]  # (..., M, K, N)
+    return torch.from_numpy(products.sum(axis=-2).astype(np.float64))
 
 
 def fast_methods(lut: np.ndarray, signed: bool) -> list[str]:
@@ -495,6 +514,35 @@ def test_kernels_are_cached_and_report_their_path():
     assert make_kernel(design.lut, False, "reference").method == "reference"
 
 
+@pytest.mark.parametrize("signed", [False, True])
+def test_matmul_bounds_and_api(signed):
+    """Long reductions leave float32 (exact GEMM in float64, gather sums in int64 when past 2^31 ... here int32);
+    operand checks, shapes and empty products."""
+    top = -128 if signed else 255
+    a = torch.full((1, 2, 2000), float(top))
+    b = torch.full((1, 2000, 3), float(top))
+    a[0, 1, ::3] = 1.0
+    for name in ("exact_s" if signed else "exact_u", "mitchell_s_w5" if signed else "mitchell_u_w5",
+                 "trunc_s_t6" if signed else "trunc_u_t6"):
+        design = next(m for m in ZOO if m.name == name)
+        want = reference_matmul(np.asarray(design.lut), signed, a, b)
+        for method in fast_methods(np.asarray(design.lut), signed):
+            kernel = make_kernel(design.lut, signed, method)
+            sums = kernel.matmul_sums(a, b)
+            assert sums.dtype == torch.float64 and torch.equal(sums, want), (name, method)
+    kernel = make_kernel(exact_lut(signed), signed)
+    with pytest.raises(ValueError, match="first operand holds values"):
+        kernel.matmul(torch.full((1, 2, 3), 300.0), torch.zeros(1, 3, 2))
+    with pytest.raises(ValueError, match="equal leading dimensions"):
+        kernel.matmul(torch.zeros(2, 2, 3), torch.zeros(1, 3, 2))
+    with pytest.raises(ValueError, match=r"\(\.\.\., M, K\)"):
+        kernel.matmul(torch.zeros(2, 3), torch.zeros(2, 3))
+    assert kernel.matmul(torch.zeros(0, 2, 3), torch.zeros(0, 3, 4)).shape == (0, 2, 4)
+    small = kernel.matmul_sums(torch.ones(2, 3), torch.ones(3, 4))
+    assert torch.equal(small.double(), torch.full((2, 4), 3.0))
+    assert small.dtype == (torch.float32 if signed else torch.float64)  # unsigned: the centred terms in float64
+
+
 def test_empty_batch():
     kernel = make_kernel(exact_lut(True), True, "gather")
     prepared = kernel.prepare_weight(torch.ones(2, 3, 3, 3))
@@ -515,3 +563,8 @@ def test_cuda_matches_cpu_reference():
             got = kernel.conv2d(x.cuda(), kernel.prepare_weight(w.cuda()), stride=2)
             assert got.device.type == "cuda"
             assert torch.equal(got.cpu(), want), (name, method)
+        a, b = random_operands((3, 2, 17, 8), design.signed, gen), random_operands((3, 2, 8, 17), design.signed, gen)
+        want = reference_matmul(np.asarray(design.lut), design.signed, a, b)
+        for method in ("auto", "gather"):
+            got = make_kernel(design.lut, design.signed, method).matmul(a.cuda(), b.cuda())
+            assert got.device.type == "cuda" and torch.equal(got.cpu(), want), (name, method, "matmul")
