@@ -2,12 +2,34 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 CALIBRATORS = ("mse", "max", "percentile")
 SAMPLES_PER_BATCH = 1 << 14
 MAX_SAMPLES = 1 << 17
 PERCENTILE = 99.99
+
+
+def fractions(start: float = 0.2, end: float = 1.0, steps: int = 41) -> tuple[float, ...]:
+    """The fractions of the observed range the MSE calibrator tries: ``torch.linspace(start, end, steps)`` in
+    float32 exactly as x86 vector code computes it (each value one fused multiply-add, rounded once: ``start + i
+    step`` for the first half, ``end - (steps - 1 - i) step`` for the rest), written out in exact arithmetic.
+
+    torch.linspace's last bits depend on the CPU: scalar code rounds the product and the sum separately, and for
+    (0.2, 1.0, 41) 7 of the 41 values differ by one float32 step. Each such fraction changes a layer's scale,
+    and with it every figure of a study, so the grid is computed here, the same on every machine.
+    """
+    step = float(np.float32((end - start) / (steps - 1)))
+    first, last = float(np.float32(start)), float(np.float32(end))
+    # float32 operands: every product and sum below is exact in float64, so one rounding to float32 is the fma's
+    return tuple(
+        float(np.float32(first + step * i if i < steps // 2 else last - step * (steps - 1 - i))) for i in range(steps)
+    )
+
+
+#: Range fractions of the MSE calibrator (see :func:`fractions`).
+FRACTIONS = fractions()
 
 
 class RangeObserver:
@@ -49,11 +71,11 @@ def activation_quant(observer: RangeObserver, scheme: str, method: str = "mse") 
         high = max(float(torch.quantile(values, PERCENTILE / 100)), 0.0)
     if high - low <= 0:
         return 1.0, 0 if scheme == "int8" else 0
-    shrink = torch.linspace(0.2, 1.0, 41).tolist() if method == "mse" else [1.0]
+    shrink = FRACTIONS if method == "mse" else (1.0,)
     best, best_err = None, float("inf")
     for alpha in shrink:
         scale, zero = _range_to_quant(alpha * low, alpha * high, scheme)
-        err = float(((_fake_quant(values, scale, zero, scheme) - values) ** 2).mean())
+        err = float(((_fake_quant(values, scale, zero, scheme) - values) ** 2).double().mean())
         if err < best_err:
             best, best_err = (scale, zero), err
     return best

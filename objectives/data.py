@@ -85,6 +85,11 @@ def load_data(
     memory, or in a file in ``cache_folder`` (default :func:`decoded_cache_dir`) when the data set does not fit
     the memory budget. Values, labels and order are those of the folder itself.
     """
+    if path is not None:
+        from .networks.user import factory_split, is_factory_spec
+
+        if is_factory_spec(path):  # a data set factory (package.module:function or path/to/file.py:function)
+            return factory_split(network, str(path), calibration_size)
     if network.dataset == "digits":
         return digits_split(calibration_size)
     if network.dataset == "cifar10" and download and path is None:
@@ -120,12 +125,33 @@ def image_folder(path: str | Path, transform: Any, num_classes: int) -> Any:
     if not path.is_dir():
         raise DataError(f"data folder {path} does not exist")
     try:
-        dataset = ImageFolder(str(path), transform=transform)
+        dataset = ImageFolder(str(path), transform=transform, loader=read_image)
     except (FileNotFoundError, RuntimeError) as error:
         raise DataError(f"{path} is not an ImageFolder (one sub-folder of images per class): {error}") from None
     if len(dataset.classes) != num_classes:
         raise DataError(f"{path} has {len(dataset.classes)} class folders; the network has {num_classes} classes")
     return dataset
+
+
+def read_image(path: str) -> Any:
+    """An image file as RGB, as torchvision's default loader reads it, or a DataError naming the file."""
+    from PIL import Image
+
+    try:
+        with open(path, "rb") as handle:
+            return Image.open(handle).convert("RGB")
+    except (OSError, ValueError, SyntaxError) as error:  # PIL's UnidentifiedImageError is an OSError
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise DataError(f"{path}: not a readable image ({detail})") from None
+
+
+def loader_error(error: Exception) -> str:
+    """The one-line message of a DataError raised in a DataLoader worker process (which the loader re-raises
+    with the worker's traceback in the message)."""
+    lines = [line for line in str(error).strip().splitlines() if line.strip()]
+    last = lines[-1] if lines else type(error).__name__
+    marker = "DataError: "
+    return last.split(marker, 1)[1] if marker in last else last
 
 
 @lru_cache(maxsize=1)

@@ -237,6 +237,10 @@ class DecodedCache:
                     raise DataError(f"{self._source()}: the transform gives images of different shapes; "
                                     "the network's transform must give every image one shape") from None
                 raise
+            except DataError as error:  # an unreadable image, maybe from a worker process
+                from .data import loader_error
+
+                raise DataError(loader_error(error)) from None
 
     def _put(self, ids: np.ndarray, x: Any) -> None:
         """Keep decoded images ``x`` as rows ``ids``."""

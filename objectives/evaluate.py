@@ -62,7 +62,9 @@ def batches(
     from torch.utils.data import DataLoader
     from tqdm import tqdm
 
+    from .data import loader_error
     from .decoded_cache import PROGRESS_FORMAT, PROGRESS_UNIT, data_workers, decoded_source, decodes_files
+    from .errors import DataError
 
     pin = device is not None and torch.device(device).type == "cuda"
     cache, rows = decoded_source(dataset)
@@ -72,7 +74,14 @@ def batches(
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers, pin_memory=pin)
     with tqdm(total=len(dataset), unit=PROGRESS_UNIT, bar_format=PROGRESS_FORMAT, desc=desc, disable=not progress,
               leave=False) as bar:
-        for x, y in loader:
+        batches_of = iter(loader)
+        while True:
+            try:
+                x, y = next(batches_of)
+            except StopIteration:
+                return
+            except DataError as error:  # an unreadable image, maybe from a worker process: one line naming it
+                raise DataError(loader_error(error)) from None
             yield x, y
             bar.update(len(y))
 

@@ -32,3 +32,13 @@ def shared_data() -> Path:
     if not path.is_dir():
         skip_or_fail(f"shared test data not found at {path}; set DSE_SHARED_DATA")
     return path
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Close with how many distinct bad inputs the fuzz tests tried (tests/fuzz.py)."""
+    import sys
+
+    fuzz = sys.modules.get("tests.fuzz")
+    line = fuzz.summary() if fuzz is not None else ""
+    if line:
+        terminalreporter.write_sep("-", line)

@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 def select_multipliers(config: "StudyConfig") -> list["Multiplier"]:
     """The study's candidate designs (exact first, then by decreasing energy)."""
     from multipliers import ImportDesignError, UnknownMultiplierError, Zoo
+    from multipliers._record import COST_METHOD_PREFERENCE
 
     section = config.multipliers
     where = str(config.path)
@@ -44,6 +45,9 @@ def select_multipliers(config: "StudyConfig") -> list["Multiplier"]:
         raise UserError(f"{where}: multipliers.names: {wrong[0]} is not {kind}; the {config.quantization.scheme} scheme needs {kind} designs")
     exact = next(m for m in zoo.select(families=["exact"], signed=config.signed))
     method = section.cost_method or None
+    if method is not None and method not in COST_METHOD_PREFERENCE:
+        raise UserError(f"{where}: multipliers.cost_method {method!r} is not a cost estimate; choose one of "
+                        f"{', '.join(COST_METHOD_PREFERENCE)} (or leave it out: the most trusted one)")
     if method is not None and method not in exact.costs:  # every cost is relative to exact: 1.0 by definition
         from multipliers import HardwareCost
 

@@ -13,6 +13,11 @@ and its process is gone (noticed at once: a rerun after kill -9 continues immedi
 heartbeat has not moved for ``grace`` seconds of this worker's own clock (a worker on another
 machine; no clocks are compared). Finished jobs release their claim as COMPLETE. Works on every
 optuna storage: SQLite, a journal file, PostgreSQL or any other database optuna supports.
+
+While a database storage does not answer nobody's heartbeat can move, so silence is counted from the moment
+it answers again (:mod:`dse.study.resilient`). A claim whose creation lost its answer may or may not exist:
+the worker withdraws it (:meth:`Claims.claim`, :meth:`Claims.release_mine`), and a finished run withdraws any
+such stray and marks the claims of dead workers (:meth:`Claims.sweep`), so no claim is left behind.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from .failures import StorageLost
 
 if TYPE_CHECKING:
     import optuna
@@ -131,7 +138,9 @@ class Claims:
         if seen is None or seen[0] != beat:
             self._seen[trial._trial_id] = (beat, now)
             return False
-        return now - seen[1] > self.grace
+        # While the storage did not answer nobody's heartbeat could move: count silence from its return only.
+        since = max(seen[1], float(getattr(self.storage, "recovered_at", 0.0)))
+        return now - since > self.grace
 
     def others_here(self) -> list[Owner]:
         """Live processes on this host, other than this one, holding claims."""
@@ -155,7 +164,12 @@ class Claims:
         template = optuna.trial.create_trial(
             state=TrialState.RUNNING, user_attrs={KEY: key, OWNER: str(self.owner), BEAT: 0}
         )
-        trial_id = self.storage.create_new_trial(self.study_id, template_trial=template)
+        try:
+            trial_id = self.storage.create_new_trial(self.study_id, template_trial=template)
+        except StorageLost as lost:  # the claim may or may not exist: withdraw it if it does, try again later
+            logger.info("%s; withdrawing the claim on %s if it was made", lost, key)
+            self._withdraw_strays(key)
+            return None
         with self._lock:
             self.held[trial_id] = key
             self._beats[trial_id] = 0
@@ -172,6 +186,29 @@ class Claims:
 
         self._drop(trial_id)
         self._set_state(trial_id, TrialState.COMPLETE, [0.0])
+
+    def release_mine(self) -> None:
+        """Give up every claim this worker holds, and any it made without knowing (a write cut off from its answer):
+        the run continues from what the storage holds, as a rerun would."""
+        for trial_id in list(self.held):
+            self._drop(trial_id)
+        self._withdraw_strays()
+
+    def sweep(self) -> None:
+        """Mark the claims of workers known dead (on this machine at once, elsewhere after their grace) FAIL, and
+        withdraw any claim of this worker it does not know it holds, so that a finished study keeps none."""
+        self.live()
+        self._withdraw_strays()
+
+    def _withdraw_strays(self, key: str | None = None) -> None:
+        """FAIL this worker's RUNNING claims (on ``key``, or on any job) that it does not hold."""
+        from optuna.trial import TrialState
+
+        mine = str(self.owner)
+        for trial in self.storage.get_all_trials(self.study_id, deepcopy=False, states=(TrialState.RUNNING,)):
+            attrs = trial.user_attrs
+            if attrs.get(OWNER) == mine and trial._trial_id not in self.held and key in (None, attrs.get(KEY)):
+                self._fail(trial._trial_id)
 
     def abandon_all(self) -> None:
         """Give up every claim held (an interruption): others take the jobs at once. Never raises."""

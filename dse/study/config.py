@@ -6,9 +6,11 @@ and what to write instead, raised before any work is done.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import hashlib
 import json
+import math
 import os
 import re
 import sys
@@ -92,8 +94,29 @@ def load_study(path: str | os.PathLike, overrides: Sequence[str] = ()) -> StudyC
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise UserError(f"{path}: not valid TOML: {error}") from None
-    for item in overrides:
-        _apply_override(raw, item)
+    except RecursionError:  # arrays or tables nested thousands deep
+        raise UserError(f"{path}: not valid TOML: nested too deep") from None
+    in_file = set(raw)
+    set_by = {_apply_override(raw, item): item for item in overrides}
+    try:
+        return _validated(raw, path, text, overrides)
+    except UserError as error:  # a key (or table) an override set: the mistake is the --set's, not the file's
+        raise UserError(_blame_override(str(error), str(path), set_by, set(raw) - in_file)) from None
+
+
+def _blame_override(message: str, where: str, set_by: dict[str, str], new_tables: set[str]) -> str:
+    """``message`` about the study file ``where``, told of the ``--set`` item instead when it names a key (or a
+    table only overrides brought in) that the item set."""
+    for full, item in set_by.items():
+        table = full.split(".")[0]
+        if re.search(rf"(?<![\w.]){re.escape(full)}(?![\w])", message) or (
+                table in new_tables and f"[{table}]" in message):
+            return message.replace(f"{where}: ", f"--set {item!r}: ", 1)
+    return message
+
+
+def _validated(raw: dict[str, Any], path: Path, text: str, overrides: Sequence[str]) -> StudyConfig:
+    """The typed config of the study file's tables (overrides applied) ``raw``."""
     where = str(path)
     sections: dict[str, Any] = {}
     for table in raw:
@@ -106,6 +129,10 @@ def load_study(path: str | os.PathLike, overrides: Sequence[str] = ()) -> StudyC
         if not isinstance(values, dict):
             raise UserError(f"{where}: {table} must be a table ([{table}]), got {_kind(values)}")
         sections[table] = _section(cls, table, values, where, path.parent)
+    network = sections["network"]
+    resolved_name = _path(network.name, "network", "network.name", where, path.parent)
+    if resolved_name != network.name:  # a factory file, resolved against the study file's folder
+        sections["network"] = dataclasses.replace(network, name=resolved_name)
     if not sections["study"].name:
         sections["study"] = S.StudySection(path.stem, sections["study"].description)
     config = StudyConfig(path=path, text=text, overrides=tuple(overrides), **sections)
@@ -122,20 +149,21 @@ def from_tables(tables: dict[str, Any], path: Path, text: str = "", overrides: S
     return StudyConfig(path=path, text=text, overrides=tuple(overrides), **sections)
 
 
-def _apply_override(raw: dict[str, Any], item: str) -> None:
-    """Apply ``table.key=value`` (value read as TOML, else as a string)."""
+def _apply_override(raw: dict[str, Any], item: str) -> str:
+    """Apply ``table.key=value`` (value read as TOML, else as a string); ``table.key``."""
     name, sep, value = item.partition("=")
     parts = name.strip().split(".")
     if not sep or len(parts) != 2 or not all(parts):
         raise UserError(f"--set {item!r}: expected TABLE.KEY=VALUE, for example --set search.budget=500")
     try:
         parsed = tomllib.loads(f"v = {value}")["v"]
-    except tomllib.TOMLDecodeError:
+    except (tomllib.TOMLDecodeError, RecursionError):
         parsed = value
     table = raw.setdefault(parts[0], {})
     if not isinstance(table, dict):
         raise UserError(f"--set {item!r}: {parts[0]} is not a table")
     table[parts[1]] = parsed
+    return f"{parts[0]}.{parts[1]}"
 
 
 def _section(cls: type, table: str, values: dict[str, Any], where: str, base: Path, check_paths: bool = True) -> Any:
@@ -161,6 +189,9 @@ def _section(cls: type, table: str, values: dict[str, Any], where: str, base: Pa
         minimum = f.metadata.get("minimum")
         if minimum is not None and value < minimum:
             raise UserError(f"{where}: {full} must be at least {minimum}, got {value}")
+        maximum = f.metadata.get("maximum")
+        if maximum is not None and value > maximum:
+            raise UserError(f"{where}: {full} must be at most {maximum}, got {value}")
         kind = f.metadata.get("path")
         if kind and value and check_paths:
             value = tuple(_path(v, kind, full, where, base) for v in value) if isinstance(value, tuple) else _path(
@@ -179,7 +210,7 @@ def _typed(value: Any, hint: Any, full: str, where: str) -> Any:
         ok = isinstance(value, int) and not isinstance(value, bool)
     elif hint is float:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        value = float(value) if ok else value
+        value = _finite(value, full, where) if ok else value
     elif hint is str:
         ok = isinstance(value, str)
     elif hint is dict:
@@ -187,9 +218,12 @@ def _typed(value: Any, hint: Any, full: str, where: str) -> Any:
     elif text == "tuple[str, ...]":
         ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
         value = tuple(value) if ok else value
+    elif text == "tuple[int, ...]":
+        ok = isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        value = tuple(value) if ok else value
     elif text == "tuple[float, ...]":
         ok = isinstance(value, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
-        value = tuple(float(v) for v in value) if ok else value
+        value = tuple(_finite(v, full, where) for v in value) if ok else value
     elif text == "tuple[tuple[str, ...], ...]":
         ok = isinstance(value, list) and all(isinstance(g, list) and all(isinstance(v, str) for v in g) for g in value)
         value = tuple(tuple(g) for g in value) if ok else value
@@ -199,9 +233,21 @@ def _typed(value: Any, hint: Any, full: str, where: str) -> Any:
         want = {
             bool: "true or false", int: "an integer", float: "a number", str: "a string", dict: "a table",
         }.get(hint) or {"tuple[str, ...]": "a list of strings", "tuple[float, ...]": "a list of numbers",
+                        "tuple[int, ...]": "a list of integers",
                         "tuple[tuple[str, ...], ...]": "a list of lists of strings"}[text]
         raise UserError(f"{where}: {full} must be {want}, got {_kind(value)} {value!r}")
     return value
+
+
+def _finite(value: int | float, full: str, where: str) -> float:
+    """A number as a float; NaN, infinity and integers beyond a float's range are refused."""
+    try:
+        number = float(value)
+    except OverflowError:
+        number = float("inf")
+    if not math.isfinite(number):
+        raise UserError(f"{where}: {full} must be a finite number, got {value!r}")
+    return number
 
 
 def _path(value: str, kind: str, full: str, where: str, base: Path) -> str:
@@ -220,6 +266,22 @@ def _path(value: str, kind: str, full: str, where: str, base: Path) -> str:
     expanded = _VARIABLE.sub(expand, value)
     if kind == "weights" and "/" not in expanded and "." not in expanded and os.sep not in expanded:
         return expanded  # a torchvision weights name such as DEFAULT or IMAGENET1K_V1
+    if kind in ("data", "network"):
+        from objectives.networks.user import is_factory_spec
+
+        if is_factory_spec(expanded):
+            where_file, _, function = expanded.rpartition(":")
+            if not where_file.endswith(".py"):
+                return expanded  # package.module:function, imported when the study runs
+            resolved = (base / Path(where_file).expanduser()).resolve()
+            if not resolved.is_file():
+                raise UserError(f"{where}: {full}: file {resolved} does not exist")
+            return f"{resolved}:{function}"
+        if kind == "network":
+            return value
+        kind = "dir"
+    if kind == "accelerator" and "/" not in expanded and os.sep not in expanded and not expanded.endswith((".yaml", ".yml")):
+        return expanded  # a ZigZag template name such as edge_tpu_like
     resolved = (base / Path(expanded).expanduser()).resolve()
     if kind == "dir" and not resolved.is_dir():
         raise UserError(f"{where}: {full}: folder {resolved} does not exist")
@@ -232,10 +294,16 @@ def _path(value: str, kind: str, full: str, where: str, base: Path) -> str:
 
 def _cross_checks(config: StudyConfig, where: str) -> None:
     """Checks spanning keys (names that need no network or zoo to check)."""
-    from objectives.networks import NAMES
+    study = config.name
+    if study in (".", "..") or any(c in study for c in "/\\") or any(ord(c) < 32 or ord(c) == 127 for c in study):
+        raise UserError(f"{where}: study.name {study!r} names the study folder (runs/<name>) and its storage: no "
+                        f"slashes, control characters, '.' or '..'")
+    from objectives.networks import BUILT_IN, NAMES
+    from objectives.networks.user import is_factory_spec
 
     name = config.network.name
-    if name not in NAMES[:-1] and not (name.startswith("torchvision:") and len(name) > len("torchvision:")):
+    if (name not in BUILT_IN and not (name.startswith("torchvision:") and len(name) > len("torchvision:"))
+            and not is_factory_spec(name)):
         close = difflib.get_close_matches(name, NAMES, n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise UserError(f"{where}: network.name {name!r} is not a known network{hint} (networks: {', '.join(NAMES)})")
@@ -253,6 +321,16 @@ def _cross_checks(config: StudyConfig, where: str) -> None:
             if layer in seen:
                 raise UserError(f"{where}: grouping.groups names layer {layer!r} twice")
             seen.add(layer)
+    objectives = config.objectives
+    if objectives.energy == "system":  # the accelerator and mapping, checked by ZigZag before anything runs
+        from .energy import study_accelerator
+
+        try:
+            study_accelerator(config)
+        except UserError as error:
+            raise UserError(f"{where}: objectives: {error}") from None
+    elif objectives.accelerator or objectives.mapping:
+        raise UserError(f"{where}: objectives.accelerator and objectives.mapping need objectives.energy = \"system\"")
     if config.storage.url and config.storage.journal:
         raise UserError(f"{where}: give storage.url or storage.journal, not both")
     url = config.storage.url

@@ -14,6 +14,7 @@ Layout (everything written atomically; the storage is transactional)::
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,8 @@ STUDY_JSON = "study.json"
 LAYERS_JSON = "layers.json"
 DESIGNS_JSON = "designs.json"
 FORMAT = 1
+
+logger = logging.getLogger(__name__)
 
 
 def default_directory(config: StudyConfig) -> Path:
@@ -48,8 +51,20 @@ def check_directory(config: StudyConfig, directory: Path) -> None:
         return
     stored = directory / STUDY_JSON
     if not stored.is_file():
+        if (directory / STUDY_TOML).is_file() and any((directory / n).is_file() for n in ("study.db", "study.journal")):
+            logger.warning("%s has lost its %s; the storage's copy of the study's keys decides whether it holds this "
+                           "study, and this run writes the file anew", directory, STUDY_JSON)
+            return
         raise UserError(f"{directory} is not empty and holds no study; give another --out folder")
-    previous = _read_json(stored)
+    try:
+        previous = _read_json(stored)
+        tables = previous.get("config", {}) if isinstance(previous, dict) else None
+        if not isinstance(tables, dict) or not all(isinstance(t, dict) for t in tables.values()):
+            raise UserError(f"{stored} is damaged: it holds no study record")
+    except UserError as error:  # the storage keeps its own copy of the study's keys, checked once it is open
+        logger.warning("%s; the storage's copy of the study's keys decides whether this folder holds this study, "
+                       "and this run writes the file anew", str(error).split("; run the study")[0])
+        return
     if previous.get("digest") == config.digest():
         return
     changed = changes(deciding_keys(previous.get("config", {})), deciding_keys(config.as_dict()))
@@ -120,22 +135,66 @@ class StudyFolder:
         return [layer["name"] for layer in self.layers if layer["approximated"]]
 
 
+#: What ``layers.json`` and ``designs.json`` entries hold that readers use: key -> its JSON types.
+LAYER_KEYS = {"name": (str,), "approximated": (bool,), "m": (int,), "k": (int,), "n": (int,), "macs": (int,)}
+DESIGN_KEYS = {"name": (str,), "family": (str,), "signed": (bool,), "lut_sha256": (str,), "energy": (int, float),
+               "cost_method": (str,)}
+#: What to do about a damaged file the study writes itself (every dse run writes them anew from the study file).
+REWRITE = "run the study's `dse run` again to write it anew (nothing measured is lost or redone)"
+
+
 def open_directory(path: str | os.PathLike) -> StudyFolder:
-    """Open an existing study folder, or a UserError saying why it is not one."""
+    """Open an existing study folder, or a UserError saying why it is not one (or which of its files is damaged)."""
     path = Path(path)
     if not path.is_dir():
         raise UserError(f"study folder {path} does not exist")
-    if not (path / STUDY_JSON).is_file() or not (path / LAYERS_JSON).is_file():
+    if not (path / STUDY_JSON).is_file():
         raise UserError(f"{path} is not a study folder (no {STUDY_JSON}); run `dse run STUDY.toml --out {path}` first")
+    for name in (LAYERS_JSON, DESIGNS_JSON):
+        if not (path / name).is_file():
+            raise UserError(f"{path / name} is missing; {REWRITE}")
     record = _read_json(path / STUDY_JSON)
-    text = (path / STUDY_TOML).read_text(encoding="utf-8") if (path / STUDY_TOML).is_file() else ""
-    config = from_tables(record["config"], Path(record.get("source", path / STUDY_TOML)), text, record.get("overrides", ()))
-    designs = _read_json(path / DESIGNS_JSON) if (path / DESIGNS_JSON).is_file() else []
-    return StudyFolder(path, config, _read_json(path / LAYERS_JSON), designs, record.get("storage", ""))
+    if not isinstance(record, dict) or not isinstance(record.get("config"), dict) or not all(
+            isinstance(v, dict) for v in record["config"].values()):
+        raise UserError(f"{path / STUDY_JSON} is damaged: it holds no study config (an object of tables); {REWRITE}")
+    try:
+        text = (path / STUDY_TOML).read_text(encoding="utf-8", errors="replace") if (path / STUDY_TOML).is_file() else ""
+    except OSError:  # the study file's copy is for people to read; nothing here needs it
+        text = ""
+    overrides = record.get("overrides", ())
+    source = record.get("source", str(path / STUDY_TOML))
+    try:
+        config = from_tables(record["config"], Path(str(source)), text,
+                             tuple(str(o) for o in overrides) if isinstance(overrides, list) else ())
+    except UserError as error:
+        raise UserError(f"{path / STUDY_JSON} is damaged ({error}); {REWRITE}") from None
+    layers = _entries(path / LAYERS_JSON, LAYER_KEYS, "layer")
+    designs = _entries(path / DESIGNS_JSON, DESIGN_KEYS, "design")
+    if not designs:
+        raise UserError(f"{path / DESIGNS_JSON} is damaged: it lists no design; {REWRITE}")
+    return StudyFolder(path, config, layers, designs, str(record.get("storage", "")))
+
+
+def _entries(path: Path, keys: dict[str, tuple[type, ...]], what: str) -> list[dict[str, Any]]:
+    """A JSON list of objects, each with ``keys`` of their types, or a UserError naming the file and the entry."""
+    entries = _read_json(path)
+    if not isinstance(entries, list):
+        raise UserError(f"{path} is damaged: expected a list of {what}s, got {type(entries).__name__}; {REWRITE}")
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise UserError(f"{path} is damaged: {what} {index} is not an object; {REWRITE}")
+        for key, types in keys.items():
+            value = entry.get(key)
+            if not isinstance(value, types) or (bool not in types and isinstance(value, bool)):
+                raise UserError(f"{path} is damaged: {what} {index} has no valid {key!r}; {REWRITE}")
+    return entries
 
 
 def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
-        raise UserError(f"cannot read {path}: {error}") from None
+    except OSError as error:
+        raise UserError(f"cannot read {path}: {error.strerror or error}") from None
+    except (ValueError, RecursionError) as error:  # JSONDecodeError, UnicodeDecodeError
+        reason = (str(error).splitlines() or [type(error).__name__])[0] if str(error) else "nested too deep"
+        raise UserError(f"cannot read {path}: it is damaged ({reason}); {REWRITE}") from None

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+import re
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from ..plots import _figure, png_bytes
 from .front import Front
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def front_plot(front: Front) -> bytes:
@@ -44,29 +48,70 @@ def front_plot(front: Front) -> bytes:
     axes.set_ylabel("multiplier energy saved (%)")
     axes.set_title(f"{front.study}: energy saved against accuracy")
     axes.grid(alpha=0.3)
-    axes.legend(loc="lower right", fontsize=8)
+    handles, labels = axes.get_legend_handles_labels()
+    system = np.array([[p.drop, p.system_energy_saving] for p in front.points if p.system_energy_saving is not None])
+    if len(system):  # the same points' whole-accelerator saving, on its own scale (a few percent at most)
+        twin = axes.twinx()
+        order = np.argsort(system[:, 0])
+        twin.step(system[order, 0], system[order, 1], "-", where="post", color="tab:green", lw=1)
+        line, = twin.plot(system[:, 0], system[:, 1], "s", color="tab:green")
+        twin.set_ylim(0, 1.15 * max(float(system[:, 1].max()), 1e-6))
+        twin.set_ylabel(f"whole-accelerator energy saved (%), {front.system_accelerator}", color="tab:green")
+        twin.tick_params(axis="y", colors="tab:green")
+        handles.append(line)
+        labels.append(f"confirmed front, system energy ({front.system_accelerator}, right axis)")
+    axes.legend(handles, labels, loc="lower right", fontsize=8)
     return png_bytes(figure)
+
+
+#: Characters per line of a design name in an assignment cell, and the font size (points) they are drawn at.
+CELL_LINE_CHARS = 10
+CELL_FONT = 5.0
+
+
+def cell_label(name: str, width: int = CELL_LINE_CHARS) -> str:
+    """A design name broken into lines at its underscores, each at most ``width`` characters where the name
+    allows (a part longer than that keeps its own line); every character is kept (``optrunc_s_k2_kw3`` ->
+    ``optrunc_s\n_k2_kw3``)."""
+    parts = [part for part in re.split(r"(?=_)", name) if part]
+    lines: list[str] = []
+    for part in parts:
+        if lines and len(lines[-1]) + len(part) <= width:
+            lines[-1] += part
+        else:
+            lines.append(part)
+    return "\n".join(lines)
 
 
 def assignment_heatmap(front: Front, layers: Sequence[str], design_energy: dict[str, float]) -> bytes:
     """Layers x front points, coloured by the relative energy of each layer's design, names written in."""
-    figure = _figure(max(5.0, 1.0 + 0.9 * len(front.points)), max(3.0, 0.8 + 0.28 * len(layers)))
+    return png_bytes(assignment_figure(front, layers, design_energy))
+
+
+def assignment_figure(front: Front, layers: Sequence[str], design_energy: dict[str, float]) -> "Figure":
+    """The figure of :func:`assignment_heatmap`: each cell is sized to hold its design's whole name."""
+    labels = [[cell_label(p.assignment.get(layer, "")) for p in front.points] for layer in layers]
+    chars = max((len(line) for row in labels for label in row for line in label.split("\n")), default=1)
+    rows = max((label.count("\n") + 1 for row in labels for label in row), default=1)
+    # A character of the 5-point font is about 0.6 of its size wide; a line about 1.25 of it tall (72 points an inch).
+    cell_width = max(0.9, 1.25 * chars * 0.6 * CELL_FONT / 72.0)
+    cell_height = max(0.28, 1.3 * rows * 1.25 * CELL_FONT / 72.0)
+    figure = _figure(max(5.0, 2.4 + cell_width * len(front.points)), max(3.0, 1.4 + cell_height * len(layers)))
     axes = figure.add_subplot()
     if not front.points:
         axes.text(0.5, 0.5, "no confirmed points yet", ha="center", va="center")
-        return png_bytes(figure)
+        return figure
     values = np.array([[design_energy.get(p.assignment.get(layer, ""), 1.0) for p in front.points] for layer in layers])
     image = axes.imshow(values, aspect="auto", cmap="viridis_r", vmin=0.0, vmax=1.0, interpolation="nearest")
-    for i, layer in enumerate(layers):
-        for j, p in enumerate(front.points):
-            name = p.assignment.get(layer, "")
-            axes.text(j, i, name.replace("_", "\u200b_")[:18], ha="center", va="center", fontsize=5, color="w")
+    for i, row in enumerate(labels):
+        for j, label in enumerate(row):
+            axes.text(j, i, label, ha="center", va="center", fontsize=CELL_FONT, color="w", linespacing=1.0)
     axes.set_yticks(range(len(layers)), layers, fontsize=7)
     axes.set_xticks(range(len(front.points)), [f"#{j}\n{p.energy_saving:.0f}%\n{p.drop:.2f}" for j, p in enumerate(front.points)], fontsize=7)
     axes.set_xlabel("front point (energy saved, drop)")
     figure.colorbar(image, ax=axes, label="design energy relative to exact")
     axes.set_title(f"{front.study}: per-layer assignment along the front")
-    return png_bytes(figure)
+    return figure
 
 
 def predicted_vs_measured(front: Front) -> bytes:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,8 @@ from . import phases
 from .confirm import BASELINE, CALIBRATION, CANDIDATE, ConfirmStore, Job, measure
 from .claims import DEFAULT_HEARTBEAT, Claims, Owner
 from .directory import check_directory, move_aside, write_directory
+from .energy import SYSTEM, SYSTEM_CACHE, study_accelerator, system_table
+from .failures import StorageLost
 from .fingerprint import check_storage
 from .front import Front, compute_front
 from .storage import (
@@ -42,6 +45,9 @@ logger = logging.getLogger(__name__)
 
 #: The claim key of the search (confirmation jobs are claimed by their assignment hash).
 SEARCH_JOB = "search"
+#: A run that has to continue from the storage more often than this within its storage patience (each time a
+#: connection failed in the middle of a write) gives up with one line.
+MAX_RESTARTS = 10
 
 #: (target, multipliers, compensation, cache folder, progress) -> surrogate; tests pass a stand-in.
 SurrogateFactory = Callable[["Target", list, str, Path, bool], "Surrogate"]
@@ -77,12 +83,15 @@ def run_study(
     worker: bool = False,
     fresh: bool = False,
     heartbeat: float = DEFAULT_HEARTBEAT,
+    patience: float | None = None,
 ) -> RunReport:
     """Run (or continue) a study in ``directory``; returns the confirmed front.
 
     ``worker``: one of several processes sharing the study's storage (a journal file or a database);
     ``fresh``: move an earlier study folder aside and delete the study from an external storage first
-    (each logged as a warning); ``heartbeat``: seconds between the heartbeats of this worker's claims.
+    (each logged as a warning); ``heartbeat``: seconds between the heartbeats of this worker's claims;
+    ``patience``: seconds to wait for a database that stopped answering (default
+    :data:`dse.study.resilient.PATIENCE`) before giving up.
     """
     from .candidates import select_multipliers
     from .target import build_target, study_device
@@ -100,7 +109,7 @@ def run_study(
         )
     with storage_errors(storage_name):
         if fresh:
-            _start_afresh(config, directory)
+            _start_afresh(config, directory, patience)
         check_directory(config, directory)
         multipliers = target.multipliers if target is not None else select_multipliers(config)
         target = target or build_target(config, multipliers)
@@ -110,20 +119,66 @@ def run_study(
         # A storage outside the folder may hold this study from another study file: check it before the
         # folder is written. One inside is new with the folder, or was checked with it (check_directory).
         outside = storage_outside(config.storage, directory)
+        _warn_if_storage_lost(config, directory)
+        zigzag = _system_energy_first(config, target, directory, progress)  # a layer ZigZag refuses: nothing written
         if not outside:
             write_directory(config, directory, layers, designs, storage_name)
-        storage = open_storage(config.storage, directory)
+        _keep_system_energy(zigzag, directory)
+        storage = open_storage(config.storage, directory, patience, longest_pause=heartbeat)
         confirm_study = open_study(storage, config.name, CONFIRM, ["energy", "drop"])
         check_storage(confirm_study, config, storage_name)
         if outside:
             write_directory(config, directory, layers, designs, storage_name)
+            _keep_system_energy(zigzag, directory)
         claims = Claims(open_study(storage, config.name, CLAIMS, ["done"]), heartbeat)
         if not worker:
             _check_alone(claims)
         store = ConfirmStore(confirm_study, target.approximated, [m.name for m in multipliers])
         with claims:
-            return _run_phases(config, directory, target, multipliers, storage, store, claims, surrogate_factory,
-                               progress, timings, worker)
+            restarts: list[float] = []
+            while True:
+                try:
+                    report = _run_phases(config, directory, target, multipliers, storage, store, claims,
+                                         surrogate_factory, progress, timings, worker)
+                except StorageLost as lost:  # a write in doubt: continue from what the storage holds, as a rerun
+                    now = time.monotonic()
+                    # only a database storage (a RetryingStorage, with its outage) raises StorageLost
+                    restarts = [t for t in restarts if now - t < storage.outage.patience] + [now]
+                    if len(restarts) > MAX_RESTARTS:
+                        raise
+                    logger.warning("%s; this worker gives up its jobs at hand and continues from what the storage "
+                                   "holds", lost)
+                    claims.release_mine()
+                    continue
+                claims.sweep()  # the claims of workers that died here after their last job: none is left behind
+                return report
+
+
+def _system_energy_first(config: StudyConfig, target: "Target", directory: Path, progress: bool) -> Path | None:
+    """With ``energy = "system"`` and no ZigZag cache in the study folder yet: ZigZag maps every layer now, into a
+    scratch folder, before the study folder is written (so a layer it cannot map is refused with nothing written);
+    returns the cache file to keep in the folder (:func:`_keep_system_energy`)."""
+    if config.objectives.energy != SYSTEM or (directory / SYSTEM_CACHE).is_file():
+        return None
+    import tempfile
+
+    scratch = Path(tempfile.mkdtemp(prefix="dse-zigzag-"))
+    try:
+        records = [target.layer_info(layer.name).as_dict() for layer in target.layers]
+        system_table(study_accelerator(config), records, scratch, progress)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    return scratch / SYSTEM_CACHE
+
+
+def _keep_system_energy(cache: Path | None, directory: Path) -> None:
+    """Move ZigZag's results computed before the study folder existed into it."""
+    if cache is None or not cache.is_file():
+        return
+    if not (directory / SYSTEM_CACHE).is_file():
+        shutil.copyfile(cache, directory / SYSTEM_CACHE)
+    shutil.rmtree(cache.parent, ignore_errors=True)
 
 
 def _run_phases(config, directory, target, multipliers, storage, store, claims, surrogate_factory, progress,
@@ -223,7 +278,7 @@ def _folder_lock(claims: Claims, directory: Path, worker: bool) -> Iterator[None
     claims.release(claim)
 
 
-def _start_afresh(config: "StudyConfig", directory: Path) -> None:
+def _start_afresh(config: "StudyConfig", directory: Path, patience: float | None = None) -> None:
     """--fresh: move the earlier folder aside, delete the study from a storage outside it; logs each step."""
     moved = move_aside(directory)
     if moved is not None:
@@ -232,9 +287,22 @@ def _start_afresh(config: "StudyConfig", directory: Path) -> None:
     section = config.storage
     if not storage_outside(section, directory):
         return
-    deleted = delete_studies(open_storage(section, directory), config.name)
+    deleted = delete_studies(open_storage(section, directory, patience), config.name)
     if deleted:
         logger.warning("--fresh: deleted %s from storage %s", ", ".join(deleted), storage_description(section, directory))
+
+
+def _warn_if_storage_lost(config: "StudyConfig", directory: Path) -> None:
+    """A folder whose study ran before (it has a front) but whose own storage file is gone starts afresh: say so."""
+    from .storage import SQLITE_NAME, journal_path
+
+    section = config.storage
+    if section.url:
+        return
+    path = journal_path(section, directory) if section.journal else directory / SQLITE_NAME
+    if (directory / "front.json").is_file() and not path.is_file():
+        logger.warning("the study's storage %s is gone (the folder holds a front from an earlier run): the study "
+                       "starts afresh, its earlier trials and measurements are lost", path)
 
 
 def _check_alone(claims: Claims) -> None:

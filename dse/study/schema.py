@@ -2,7 +2,7 @@
 
 The dataclasses *are* the schema (ZigZag validates against a schema with defaults, then builds typed
 objects; here both are one thing): :mod:`dse.study.config` reads each table's field names, type
-hints, defaults and ``metadata`` (``help``, ``choices``, ``minimum``, ``path``) to reject unknown
+hints, defaults and ``metadata`` (``help``, ``choices``, ``minimum``, ``maximum``, ``path``) to reject unknown
 keys and wrong types and to fill in defaults; :func:`reference` renders the same fields as the
 study file reference. Paths are resolved against the study file's folder (``${VAR}`` expands an
 environment variable; ``${DSE_SHARED_DATA}`` defaults to ``../shared/data`` beside the repository).
@@ -18,8 +18,9 @@ COMPENSATIONS = ("none", "bias", "affine", "searched")
 SCHEMES = ("int8", "uint8")
 ENGINES = ("optuna", "pymoo")
 #: Energy per product: the zoo's cost (``table``), or switching activity of the synthesised netlist
-#: under each layer's operand histograms (``activity``).
-ENERGY_MODELS = ("table", "activity")
+#: under each layer's operand histograms (``activity``); ``system`` charges products like ``table`` and reports
+#: the whole accelerator's energy through ZigZag (``accelerator``) beside it.
+ENERGY_MODELS = ("table", "activity", "system")
 
 
 def key(default: Any = MISSING, help: str = "", **meta: Any) -> Any:  # noqa: A002 - mirrors argparse
@@ -41,17 +42,32 @@ class StudySection:
 class NetworkSection:
     """[network]: the trained network to approximate."""
 
-    name: str = key(help="network: digits-cnn, resnet20-cifar10 .. resnet110-cifar10, torchvision:<name>")
+    name: str = key(help="network: digits-cnn, digits-vit, resnet20-cifar10 .. resnet110-cifar10, torchvision:<name>, "
+                    "or your own: path/to/file.py:function or package.module:function returning an nn.Module (a file "
+                    "path relative to the study file's folder)")
     weights: str = key("", "state-dict file (or a torchvision weights name such as DEFAULT)", path="weights")
-    layers: tuple[str, ...] = key((), "only these layers are approximated (default: every conv/linear layer)")
+    layers: tuple[str, ...] = key((), "only these layers are approximated (default: every GEMM layer: conv, linear, "
+                                      "matmul)")
     exact: tuple[str, ...] = key((), "layers kept exact (for example the first convolution)")
+    input_size: tuple[int, ...] = key((), "your own network: [C, H, W] of one input image (default: the factory's or "
+                                          "the module's input_size attribute)")
+    mean: tuple[float, ...] = key((), "your own network: per-channel mean subtracted after ToTensor (default: the "
+                                      "factory's or the module's mean attribute, else none)")
+    std: tuple[float, ...] = key((), "your own network: per-channel standard deviation divided by (default: the "
+                                     "factory's or the module's std attribute, else none)")
+
+    def options(self) -> dict[str, tuple]:
+        """The keys describing a user network's input, for ``objectives.networks.get_network(options=...)``."""
+        return {k: v for k, v in (("input_size", self.input_size), ("mean", self.mean), ("std", self.std)) if v}
 
 
 @dataclass(frozen=True)
 class DataSection:
     """[data]: test and calibration images."""
 
-    test: str = key("", "ImageFolder of test images (not needed for digits-cnn)", path="dir")
+    test: str = key("", "ImageFolder of test images (not needed for digits-cnn and digits-vit), or a data set factory "
+                    "package.module:function / path/to/file.py:function returning a torch data set of (image, label)",
+                    path="data")
     calibration: str = key("", "ImageFolder of calibration images (default: a balanced slice of the test set)", path="dir")
     calibration_images: int = key(256, "calibration images (quantisation ranges, histograms, surrogate)", minimum=1)
     download: bool = key(False, "download CIFAR-10 through torchvision when no test folder is given")
@@ -87,9 +103,12 @@ class MultipliersSection:
 
     families: tuple[str, ...] = key((), "only these families (default: all)")
     names: tuple[str, ...] = key((), "only these designs")
-    imports: tuple[str, ...] = key((), "LUT folders or metadata files to import first", path="any")
+    imports: tuple[str, ...] = key(
+        (), "LUT folders, metadata files or Verilog circuits (.v files or folders of them) to import first", path="any")
     exclude: tuple[str, ...] = key((), "designs never assigned")
-    cost_method: str = key("", "cost estimate to use: published, synthesis, unit-gate (default: most trusted)")
+    cost_method: str = key(
+        "", "cost estimate to use: synthesised (imported circuits), published, synthesis (built-in designs), "
+        "unit-gate (default: each design's most trusted)")
 
 
 @dataclass(frozen=True)
@@ -98,10 +117,17 @@ class ObjectivesSection:
 
     area: bool = key(False, "third objective: summed relative area of the distinct multipliers used")
     energy: str = key(
-        "table", "energy per product: table (the zoo's cost, see multipliers.cost_method) or activity (switching "
+        "table", "energy per product: table (the zoo's cost, see multipliers.cost_method), activity (switching "
         "activity of the synthesised netlist under each layer's calibration operands; designs without a netlist "
-        "keep their table cost, relative to exact in the same layer)", choices=ENERGY_MODELS,
+        "keep their table cost, relative to exact in the same layer) or system (as table, and the whole "
+        "accelerator's energy through ZigZag: see accelerator)", choices=ENERGY_MODELS,
     )
+    accelerator: str = key(
+        "", "for energy = system: a ZigZag accelerator template (edge_tpu_like, eyeriss_like, tesla_npu_like, "
+        "tpu_like ...) or the path of a ZigZag hardware YAML file", path="accelerator",
+    )
+    mapping: str = key("", "for energy = system: a ZigZag mapping YAML file (default: the template's, else ZigZag's "
+                       "default mapping)", path="any")
     activity_samples: int = key(8192, "operand pairs simulated per layer and design for energy = activity", minimum=8)
     multiply_pj: float = key(0.2, "energy of an exact 8-bit multiply, pJ (Horowitz 2014, 45 nm)", minimum=0.0)
     accumulate_pj: float = key(0.1, "energy of a 32-bit accumulator add, pJ (Horowitz 2014, 45 nm)", minimum=0.0)
@@ -124,7 +150,7 @@ class SearchSection:
     options: dict = key(None, "keyword arguments for the sampler or algorithm")
     budget: int = key(3000, "surrogate evaluations (trials)", minimum=1)
     population: int = key(60, "population size (NSGA-II)", minimum=4)
-    seed: int = key(0, "seed of all randomness", minimum=0)
+    seed: int = key(0, "seed of all randomness", minimum=0, maximum=2**32 - 1)
 
 
 @dataclass(frozen=True)
@@ -175,6 +201,11 @@ class RunSection:
         "gives the same results; on a CUDA device the confirmation measures in this one process, whatever "
         "confirmation.jobs says",
     )
+    threads: int = key(
+        0, "CPU threads of torch's operations in the dse run process (0: torch's default, one per core); a small "
+        "network such as digits-vit runs several times faster on one (its tensors are too small to share out, "
+        "and a busy machine makes every shared operation wait)", minimum=0,
+    )
 
 
 #: Table name -> its dataclass, in file order.
@@ -200,7 +231,7 @@ RESUMABLE = frozenset(
     {
         "study.description", "search.budget", "confirmation.candidates", "confirmation.jobs",
         "confirmation.report_drops", "confirmation.held_out", "data.batch_size", "storage.url", "storage.journal",
-        "run.device",
+        "run.device", "run.threads", "objectives.accelerator", "objectives.mapping",
     }
 )
 
@@ -222,7 +253,7 @@ def reference() -> str:
 
 _TYPE_NAMES = {
     "str": "string", "int": "integer", "float": "number", "bool": "boolean", "dict": "table",
-    "tuple[str, ...]": "list of strings", "tuple[float, ...]": "list of numbers",
+    "tuple[str, ...]": "list of strings", "tuple[float, ...]": "list of numbers", "tuple[int, ...]": "list of integers",
     "tuple[tuple[str, ...], ...]": "list of lists of strings",
 }
 

@@ -102,7 +102,9 @@ def build_study_surrogate(
     cache = Path(folder) / design_set_key(multipliers, compensation, tuning_key(target.qnet))
     ready = (cache / "surrogate.json").is_file() and (compensation != SEARCHED or (cache / CHOICES_FILE).is_file())
     if ready:
-        return SearchedSurrogate.load(cache) if compensation == SEARCHED else NetworkSurrogate.load(cache)
+        loaded = _load_cached(cache, compensation == SEARCHED, list(target.approximated), [m.name for m in multipliers])
+        if loaded is not None:
+            return loaded
     seed = target.config.search.seed
     if compensation != SEARCHED:
         surrogate = NetworkSurrogate.build(target.qnet, multipliers, compensation=compensation, seed=seed, progress=progress)
@@ -112,3 +114,17 @@ def build_study_surrogate(
         logger.info("best predicted compensation of each (layer, design): %s", json.dumps(surrogate.summary()))
     surrogate.save(cache)
     return surrogate
+
+
+def _load_cached(cache: Path, searched: bool, layers: list[str], names: list[str]) -> "Surrogate | None":
+    """The surrogate saved in ``cache``, or None (with a warning) when its files are damaged or describe other layers
+    or designs: it is then built again (a cut-short copy, a disk that filled up)."""
+    try:
+        surrogate = SearchedSurrogate.load(cache) if searched else NetworkSurrogate.load(cache)
+        if list(surrogate.layer_names) == layers and list(surrogate.multiplier_names) == names:
+            return surrogate
+        reason = "it describes other layers or designs"
+    except Exception as error:  # noqa: BLE001 - numpy, zipfile and json raise many kinds on damaged files
+        reason = f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}"
+    logger.warning("the cached surrogate in %s is unusable (%s); building it again", cache, reason)
+    return None

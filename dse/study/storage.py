@@ -11,16 +11,15 @@ keyed by the assignment's hash in the ``assignment_hash`` user attribute) and ``
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import os
 import random
-import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from ..errors import UserError
+from .failures import KEPT, OTHER, PATIENCE, StorageLost, classify, first_line, message
 
 if TYPE_CHECKING:
     import optuna
@@ -34,11 +33,6 @@ SEARCH = "search"
 CONFIRM = "confirm"
 CLAIMS = "claims"
 ROLES = (SEARCH, CONFIRM, CLAIMS)
-#: Write failures that a user fixes (disk full, read-only, permissions), not bugs.
-WRITE_ERRNOS = frozenset(
-    {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EFBIG, errno.EIO}
-)
-CONTINUE = "free space or make it writable, then run the same command again: every finished trial and measurement is kept"
 
 
 def storage_description(section: "StorageSection", directory: Path) -> str:
@@ -61,25 +55,80 @@ def storage_outside(section: "StorageSection", directory: Path) -> bool:
     return bool(section.url)
 
 
-def open_storage(section: "StorageSection", directory: Path) -> "optuna.storages.BaseStorage":
-    """The study's optuna storage (created when new)."""
+def open_storage(
+    section: "StorageSection", directory: Path, patience: float | None = None, longest_pause: float | None = None,
+) -> "optuna.storages.BaseStorage":
+    """The study's optuna storage (created when new).
+
+    A database server that does not answer yet is waited for, as a lost connection is later
+    (:mod:`dse.study.resilient`; ``patience``: seconds, default :data:`~dse.study.failures.PATIENCE`;
+    ``longest_pause``: between two tries, default :data:`~dse.study.resilient.LONGEST_PAUSE`); the storage
+    returned rides out lost connections the same way.
+    """
     import optuna
 
+    from .resilient import LONGEST_PAUSE, Outage, RetryingStorage
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        if section.journal:
+    where = storage_description(section, directory)
+    shown = masked(where)
+    if section.journal:
+        try:
             from optuna.storages.journal import JournalFileBackend, JournalStorage
 
             path = journal_path(section, directory)
             repair_journal(path)
             return JournalStorage(JournalFileBackend(str(path)))
-        url = storage_description(section, directory)
-        storage = _rdb_storage(url)
-        if url.startswith("sqlite"):
-            _write_ahead_log(storage)
+        except Exception as error:  # OSError of the file system, a journal line optuna cannot parse ...
+            raise UserError(_open_failure(error, shown)) from None
+    outage = Outage(shown, PATIENCE if patience is None else patience, longest_pause or LONGEST_PAUSE)
+    attempt = 0
+    while True:
+        try:
+            storage = _rdb_storage(where)
+            break
+        except Exception as error:  # drivers raise many kinds (ImportError, OperationalError ...)
+            failure = classify(error)
+            if failure is None or not failure.transient:
+                raise UserError(_open_failure(error, shown)) from None
+            outage.failed(failure, attempt)
+            attempt += 1
+    outage.answered()
+    if where.startswith("sqlite"):
+        _write_ahead_log(storage)
+    return RetryingStorage(_cached(storage), outage)
+
+
+def _open_failure(error: BaseException, where: str) -> str:
+    """The one line saying why the storage ``where`` cannot be opened."""
+    failure = classify(error)
+    if failure is not None and failure.kind != OTHER:
+        return message(failure, f"the study's storage {where}")
+    hint = "; install the database driver (pip install -e \".[postgres]\" for PostgreSQL)" if isinstance(
+        error, ImportError) else ""
+    return f"cannot open storage {where}: {first_line(error)}{hint}"
+
+
+def _cached(storage: "optuna.storages.RDBStorage") -> "optuna.storages.BaseStorage":
+    """optuna's cache of finished trials in front of a relational storage, as ``optuna.create_study`` would add."""
+    try:
+        from optuna.storages._cached_storage import _CachedStorage
+    except ImportError:  # pragma: no cover - a future optuna without it: uncached, only slower
         return storage
-    except Exception as error:  # drivers raise many kinds (ImportError, OperationalError ...)
-        raise UserError(f"cannot open storage {storage_description(section, directory)}: {error}") from None
+    return _CachedStorage(storage)
+
+
+def masked(where: str) -> str:
+    """A storage URL with its password hidden, for messages (``postgresql://dse:***@host/db``)."""
+    if "@" not in where or where.startswith(("journal:", "sqlite")):
+        return where
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(where).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy parses: hide everything between the scheme and the host
+        scheme, _, rest = where.partition("://")
+        return f"{scheme}://***@{rest.rsplit('@', 1)[-1]}"
 
 
 def _rdb_storage(url: str, attempts: int = 5) -> "optuna.storages.RDBStorage":
@@ -87,9 +136,11 @@ def _rdb_storage(url: str, attempts: int = 5) -> "optuna.storages.RDBStorage":
     import optuna
     import sqlalchemy.exc
 
+    # pre-ping: a pooled connection that a database restart closed is replaced before use, not failed on
+    engine = {} if url.startswith("sqlite") else {"pool_pre_ping": True}
     for attempt in range(attempts):
         try:
-            return optuna.storages.RDBStorage(url)
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine)
         except sqlalchemy.exc.DBAPIError as error:  # another process created a table first (SQLite says so)
             racing = isinstance(error, (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError))
             if attempt == attempts - 1 or not (racing or "already exists" in str(error)):
@@ -143,34 +194,19 @@ def _whole_lines_end(path: Path) -> int:
 
 @contextlib.contextmanager
 def storage_errors(where: str) -> Iterator[None]:
-    """Turn a storage or study folder that can no longer be written (disk full, read-only ...) into a UserError."""
+    """Turn a storage or study folder that fails (disk full, read-only, a database that stays away ...) into a
+    UserError whose one line says what happened and what to do (:mod:`dse.study.failures`)."""
     try:
         yield
-    except OSError as error:
-        if error.errno not in WRITE_ERRNOS:
-            raise
-        raise UserError(f"cannot write {error.filename or where}: {error.strerror}; {CONTINUE}") from None
+    except StorageLost as error:  # a lost connection that outlived every retry
+        raise UserError(f"{error}; {KEPT}") from None
     except Exception as error:
-        if not _is_storage_error(error):
+        failure = classify(error)
+        if failure is None:
             raise
-        raise UserError(f"cannot write to the study's storage {where}: {_root_cause(error)}; {CONTINUE}") from None
-
-
-def _is_storage_error(error: BaseException) -> bool:
-    """Errors of the database layer (only modules already loaded can have raised them)."""
-    sqlalchemy, optuna = sys.modules.get("sqlalchemy.exc"), sys.modules.get("optuna.exceptions")
-    return bool(
-        (sqlalchemy is not None and isinstance(error, sqlalchemy.SQLAlchemyError))
-        or (optuna is not None and isinstance(error, optuna.StorageInternalError))
-    )
-
-
-def _root_cause(error: BaseException) -> str:
-    """The driver's own words: the innermost cause, first line."""
-    while error.__cause__ is not None or error.__context__ is not None:
-        error = error.__cause__ or error.__context__  # type: ignore[assignment]
-    inner = getattr(error, "orig", None) or error
-    return (str(inner).strip().splitlines() or [type(inner).__name__])[0]
+        if isinstance(error, OSError):
+            raise UserError(message(failure, str(error.filename or masked(where)))) from None
+        raise UserError(message(failure, f"the study's storage {masked(where)}")) from None
 
 
 def delete_studies(storage: "optuna.storages.BaseStorage", study: str) -> list[str]:

@@ -9,6 +9,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..atomic_file import write_atomically
+from ..errors import CheckpointError
 from ..paths import cache_dir
 from .checkpoints import load_into, read_state_dict
 
@@ -53,14 +55,19 @@ def pretrained_digits_cnn() -> DigitsCNN:
     model = DigitsCNN()
     path = cache_path()
     if path.is_file():
-        load_into(model, read_state_dict(path), "digits-cnn")
-    else:
-        train(model)
+        try:
+            load_into(model, read_state_dict(path), "digits-cnn")
+            return model.eval()
+        except CheckpointError as error:  # a damaged cache (a disk that filled up, a copy cut short): train again
+            logger.warning("the cached digits-cnn weights are unusable (%s); training them again", error)
+    train(model)
+    try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{id(model)}")
-        torch.save(model.state_dict(), tmp)
-        tmp.replace(path)
+        write_atomically(path, lambda handle: torch.save(model.state_dict(), handle))
         logger.info("cached digits-cnn weights in %s", path)
+    except OSError as error:  # a full or read-only cache costs the next run a few seconds of training, no more
+        logger.warning("cannot cache the digits-cnn weights in %s (%s); they are trained again next time",
+                       path, error.strerror or error)
     return model.eval()
 
 

@@ -34,7 +34,8 @@ class _Info:
         self.layer = layer
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.layer.name, "m": self.layer.m, "k": self.layer.k, "n": self.layer.n}
+        m, k, n = self.layer.m, self.layer.k, self.layer.n
+        return {"name": self.layer.name, "m": m, "k": k, "n": n, "macs": m * k * n}
 
 
 class FakeTarget:

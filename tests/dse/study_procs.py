@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import optuna
 import pytest
@@ -39,14 +39,15 @@ def overrides(*extra: str) -> list[str]:
 
 
 def start(out: Path, *args: str, delay: float = 0.0, hang_after: int | None = None,
-          extra: tuple[str, ...] = ()) -> subprocess.Popen:
-    """``dse run`` of the small fake study in a new process (output captured); ``hang_after``: see study_fake_run."""
+          extra: tuple[str, ...] = (), stdout: Any = subprocess.PIPE, stderr: Any = subprocess.PIPE) -> subprocess.Popen:
+    """``dse run`` of the small fake study in a new process (output captured, or to ``stdout``/``stderr``);
+    ``hang_after``: see study_fake_run."""
     env = {**os.environ, DELAY_VARIABLE: str(delay)}
     if hang_after is not None:
         env[HANG_VARIABLE] = str(hang_after)
     argv = [sys.executable, str(ENTRY), "run", str(DIGITS), "--out", str(out), "--quiet",
             "--heartbeat", str(HEARTBEAT), *overrides(*extra), *args]
-    return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+    return subprocess.Popen(argv, env=env, stdout=stdout, stderr=stderr, text=True, cwd=REPO,
                             preexec_fn=_default_interrupt)
 
 
@@ -74,11 +75,11 @@ def run_here(out: Path, *extra: str, **options) -> RunReport:
 _REFERENCES: dict[Path, tuple] = {}
 
 
-def reference_run(out: Path) -> tuple:
-    """The small study run once per test session without interruption into ``out``:
+def reference_run(out: Path, *extra: str) -> tuple:
+    """The small study (with the overrides ``extra``) run once per test session without interruption into ``out``:
     (report, search records, measured hashes, folder)."""
     if out not in _REFERENCES:
-        report = run_here(out)
+        report = run_here(out, *extra)
         storage = storage_of(out)
         _REFERENCES[out] = (report, search_records(storage), sorted(measured_hashes(storage)), out)
     return _REFERENCES[out]
@@ -168,3 +169,16 @@ def front_of_json(text: str) -> list[tuple]:
 
     return [(tuple(sorted(p["assignment"].items())), round(p["top1"], 9), round(p["energy_saving"], 9))
             for p in json.loads(text)]
+
+
+def assert_one_study(storage, fronts, reference) -> None:
+    """Every worker's front is the reference's; the search and measurements are the reference's, none twice;
+    no claim is left behind."""
+    expected, expected_records, expected_hashes, _ = reference
+    for front in fronts:
+        assert front == front_of(expected)
+    assert search_records(storage) == expected_records
+    hashes = measured_hashes(storage)
+    assert len(hashes) == len(set(hashes)), "an assignment was measured twice"
+    assert sorted(hashes) == expected_hashes
+    assert not trials(storage, "claims", (TrialState.RUNNING,)), "a claim was left behind"

@@ -6,15 +6,10 @@ uninterrupted worker does: the same front, the same search trials, every assignm
 
 from __future__ import annotations
 
-import glob
-import os
-import shutil
 import socket
 import subprocess
-import tempfile
 import threading
 import time
-from pathlib import Path
 
 import optuna
 import pytest
@@ -24,8 +19,9 @@ from dse.errors import UserError
 from dse.study.claims import BEAT, KEY, OWNER, Claims, Owner, _process_start
 from tests.conftest import skip_or_fail
 
+from .postgres import PostgresServer, PostgresUnavailable
 from .study_procs import (
-    HEARTBEAT, Watch, finish, front_of, kill, measured_hashes, reference_run, run_here, search_records, start,
+    HEARTBEAT, Watch, assert_one_study, finish, front_of, kill, measured_hashes, reference_run, run_here, start,
     storage_of, trials, wait_until,
 )
 
@@ -36,18 +32,6 @@ JOURNAL = "study.journal"
 def reference(tmp_path_factory):
     """The small study run once, without interruption: (report, search records, measured hashes, folder)."""
     return reference_run(tmp_path_factory.getbasetemp() / "reference")
-
-
-def assert_one_study(storage, fronts, reference) -> None:
-    """Every worker's front is the reference's; the search and measurements are the reference's, none twice."""
-    expected, expected_records, expected_hashes, _ = reference
-    for front in fronts:
-        assert front == front_of(expected)
-    assert search_records(storage) == expected_records
-    hashes = measured_hashes(storage)
-    assert len(hashes) == len(set(hashes)), "an assignment was measured twice"
-    assert sorted(hashes) == expected_hashes
-    assert not trials(storage, "claims", (TrialState.RUNNING,)), "a claim was left behind"
 
 
 # -- claims ------------------------------------------------------------------------------------------------
@@ -186,38 +170,13 @@ def _held_job(storage) -> tuple[int, str] | None:
 # -- PostgreSQL ------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def postgres():
-    """A throwaway PostgreSQL server on a free loopback port (fsync off: nothing here needs to survive)."""
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb")) or [shutil.which("initdb") or ""]
-    if not found[-1]:
-        skip_or_fail("PostgreSQL is not installed (apt-get install postgresql)")
+    """A throwaway PostgreSQL server on a free loopback port (:mod:`tests.dse.postgres`)."""
     try:
-        import psycopg2  # noqa: F401
-    except ImportError:
-        skip_or_fail("psycopg2 is not installed (pip install -e '.[test]')")
-    bin_dir = Path(found[-1]).parent
-    folder = Path(tempfile.mkdtemp(prefix="dse-pg-"))
-    prefix: list[str] = []
-    if os.geteuid() == 0:  # postgres refuses to run as root
-        shutil.chown(folder, "postgres", "postgres")
-        prefix = ["runuser", "-u", "postgres", "--"]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    data = folder / "data"
-
-    def pg(*argv: str) -> None:
-        subprocess.run([*prefix, *argv], check=True, capture_output=True, cwd=folder)
-
-    try:
-        pg(str(bin_dir / "initdb"), "-D", str(data), "-U", "dse", "--auth=trust", "--no-sync", "-E", "UTF8")
-        options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
-        pg(str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(folder / "log"), "-w", "start")
-        pg(str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "dse", "dse")
-        yield f"postgresql+psycopg2://dse@127.0.0.1:{port}/dse"
-    finally:
-        subprocess.run([*prefix, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True, cwd=folder)
-        shutil.rmtree(folder, ignore_errors=True)
+        server = PostgresServer()
+    except PostgresUnavailable as missing:
+        skip_or_fail(str(missing))
+    with server:
+        yield server.url
 
 
 def test_two_workers_on_postgresql_finish_one_study(reference, tmp_path, postgres):

@@ -18,9 +18,11 @@ if TYPE_CHECKING:
 def check_engine(section: "SearchSection") -> None:
     """Raise a UserError when the engine, sampler/algorithm or its options are unknown."""
     if section.engine == "optuna":
-        from ._optuna import sampler_class, sampler_kwargs
+        from ._optuna import make_sampler, sampler_class, sampler_kwargs
 
-        sampler_kwargs(sampler_class(section.sampler), section.options, seed=0, population=section.population)
+        cls = sampler_class(section.sampler)
+        # made once here, so that a value the sampler refuses is a mistake in the study file, found before any work
+        make_sampler(cls, sampler_kwargs(cls, section.options, seed=0, population=section.population))
     else:
         from ._pymoo import check_algorithm
 

@@ -105,6 +105,17 @@ def _carry_generation_cache(source: Any, target: Any) -> None:
         setattr(target, attribute, list(value) if isinstance(value, list) else value)
 
 
+def make_sampler(cls: type, kwargs: dict[str, Any]) -> Any:
+    """``cls(**kwargs)``, or a UserError when the sampler refuses the options."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # experimental-feature warnings
+            return cls(**kwargs)
+    except (TypeError, ValueError) as error:
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise UserError(f"search.options do not suit {cls.__name__}: {first}") from None
+
+
 def _trial_seeded_sampler(factory: Callable[[int], Any], seed: int) -> Any:
     """A sampler that hands each trial to ``factory(derive_seed(seed, trial.number))``."""
     from optuna.samplers import BaseSampler
@@ -164,11 +175,7 @@ class OptunaEngine(SearchEngine):
         self.population = int(self.options.get("population_size", population))
 
     def _sampler(self, seed: int) -> Any:
-        kwargs = sampler_kwargs(self.cls, self.options, seed, self.population)
-        try:
-            return self.cls(**kwargs)
-        except (TypeError, ValueError) as error:
-            raise UserError(f"search.options do not suit {self.cls.__name__}: {error}") from None
+        return make_sampler(self.cls, sampler_kwargs(self.cls, self.options, seed, self.population))
 
     @staticmethod
     def _warm_parent_cache(working: Any, last: Any) -> None:

@@ -33,9 +33,16 @@ def check_algorithm(name: str, options: dict[str, Any]) -> None:
     """Raise a UserError for an unknown algorithm or option."""
     if name not in ALGORITHMS:
         raise UserError(f"search.algorithm {name!r} is not supported with engine pymoo; choose one of {', '.join(ALGORITHMS)}")
-    for key in options:
+    for key, value in options.items():
         if key not in OPTIONS:
             raise UserError(f"search.options.{key} is not an option of pymoo {name} (options: {', '.join(OPTIONS)})")
+        number = isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+        if key.endswith("_prob") and not (number and 0.0 <= value <= 1.0) and not (key == "mutation_prob" and value is None):
+            raise UserError(f"search.options.{key} must be a probability from 0 to 1, got {value!r}")
+        if key.endswith("_eta") and not (number and value > 0):
+            raise UserError(f"search.options.{key} must be a positive number, got {value!r}")
+        if key == "n_offsprings" and not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+            raise UserError(f"search.options.{key} must be a whole number of at least 1, got {value!r}")
 
 
 class PymooEngine(SearchEngine):
