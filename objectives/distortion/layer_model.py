@@ -126,11 +126,7 @@ def predict_error_energy(
         raise ValueError(f"unknown level {level!r}; levels: {', '.join(LEVELS)}")
     if compensation not in COMPENSATIONS:
         raise ValueError(f"unknown compensation {compensation!r}; choose from {', '.join(COMPENSATIONS)}")
-    if not isinstance(layer, LayerOperands):
-        from .products import predict_product_energy
-
-        return predict_product_energy(layer, errors, level, compensation)
-    if level == "weight-aware":
+    if level == "weight-aware":  # per output channel; per head of a product of two activations
         moments = channel_moments(layer, errors)
         per_channel = residual_variance(moments, compensation)
         if compensation == "none":
@@ -142,7 +138,9 @@ def predict_error_energy(
         mu, sigma2 = histogram_moments(errors, layer.activation_histogram, layer.weight_histogram)
     if compensation != "none":
         mu = np.zeros_like(mu)  # a constant per-channel correction removes the mean at these levels
-    return expected_error_energy(layer.m, layer.k, layer.n, mu, sigma2)
+    if isinstance(layer, LayerOperands):
+        return expected_error_energy(layer.m, layer.k, layer.n, mu, sigma2)
+    return expected_error_energy(layer.m * layer.heads, layer.k, 1, mu, sigma2)  # one output per head and row
 
 
 def channel_moments(layer: LayerOperands, errors: np.ndarray, chunk: int = 8) -> dict[str, np.ndarray]:

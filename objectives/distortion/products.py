@@ -31,9 +31,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .closed_form import expected_error_energy
-from .moments import histogram_moments, uniform_moments
-
 #: Features per operand: 1, t, t^2, t^3.
 DEGREE = 4
 #: Rows of feature products (outputs) per step when the statistics are gathered.
@@ -138,27 +135,6 @@ def product_moments(layer: ProductOperands, errors: np.ndarray, chunk: int = 16)
     result["output_mean"] = mean_c
     result["output_variance"] = np.maximum(np.einsum("i,hij,j->h", w, gram, w) / p - mean_c**2, 0.0)
     return result
-
-
-def predict_product_energy(layer: ProductOperands, errors: np.ndarray, level: str, compensation: str) -> np.ndarray:
-    """Predicted E||dC||_F^2 per image of a product for each error table, at ``level`` (as for conv/linear:
-    ``uniform`` and ``histogram`` are the closed form with independent operands, ``weight-aware`` the model of
-    this module)."""
-    from .layer_model import residual_variance
-
-    if level == "weight-aware":
-        moments = product_moments(layer, errors)
-        per_head = residual_variance(moments, compensation)
-        if compensation == "none":
-            per_head = per_head + moments["bias"] ** 2
-        return layer.m * per_head.sum(axis=1)
-    if level == "uniform":
-        mu, sigma2 = uniform_moments(errors)
-    else:
-        mu, sigma2 = histogram_moments(errors, layer.activation_histogram, layer.weight_histogram)
-    if compensation != "none":
-        mu = np.zeros_like(mu)
-    return expected_error_energy(layer.m * layer.heads, layer.k, 1, mu, sigma2)
 
 
 class ProductAccumulator:

@@ -12,7 +12,7 @@ from multipliers import ImportDesignError, Zoo, exact_lut, import_designs
 from multipliers.hardware import circuit_import, synthesis
 from multipliers.hardware.activity import activity_energy
 from multipliers.hardware.export import write_hardware_bundle
-from multipliers.hardware.tools import ToolNotFoundError, iverilog, yosys
+from multipliers.hardware.tools import ToolNotFoundError, iverilog
 from multipliers.hardware.verilog import is_structural, verilog_module
 from tests.conftest import skip_or_fail
 
@@ -21,20 +21,12 @@ from tests.conftest import skip_or_fail
 SAMPLE = ("mul8u_L40", "mul8u_2P7", "mul8u_1JFF", "mul8s_1L2H", "mul8s_1KR3")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def private_cache(tmp_path_factory):
-    """Import into a fresh cache, so the tests really run Yosys."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DSE_CACHE", str(tmp_path_factory.mktemp("cache")))
-        yield
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
 @pytest.fixture(scope="module")
-def tools():
-    try:
-        yosys()
-    except ToolNotFoundError as error:
-        skip_or_fail(str(error))
+def tools(private_cache, yosys_available):
+    """Yosys, importing into this module's own cache."""
 
 
 @pytest.fixture(scope="module")

@@ -9,24 +9,13 @@ from multipliers import Multiplier
 from multipliers.families import FAMILIES, get_family
 from multipliers.hardware import synthesis
 from multipliers.hardware.activity import netlist_table
-from multipliers.hardware.tools import ToolNotFoundError, yosys
-from tests.conftest import skip_or_fail
 
 
-@pytest.fixture(scope="module", autouse=True)
-def private_cache(tmp_path_factory):
-    """Synthesise into a fresh cache, so the tests really run Yosys."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DSE_CACHE", str(tmp_path_factory.mktemp("cache")))
-        yield
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
 @pytest.fixture(scope="module")
-def synth():
-    try:
-        yosys()
-    except ToolNotFoundError as error:
-        skip_or_fail(str(error))
+def synth(private_cache, yosys_available):
     return synthesis.synthesize
 
 
