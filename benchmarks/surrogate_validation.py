@@ -1,39 +1,36 @@
-"""Does the surrogate's predicted top-1 drop rank real assignments right? ResNet-20 on the shared CIFAR-10 set.
+"""Is the surrogate's predicted top-1 drop right? Its ranking, and its value where studies operate (0-3 points).
 
-1. Builds the surrogate for every signed zoo design (plus the EvoApprox8b signed ones) and fits its
-   drop map on a few real evaluations of spread assignments (both cached in the user cache).
-2. Rank correlation: draws ``--assignments`` random per-layer assignments of mixed error levels from
-   the pool ``--pool`` (below), predicts their drop, measures it by bit-exact emulation on the first
-   ``--limit`` images, and prints the Spearman correlation (goal >= 0.9).
-3. Best 10 at equal energy: candidates are drawn from the same pool until ``--band-size`` of them
-   have a multiplier energy saving (MAC-weighted energy per product, against the exact multiplier)
-   of 25 +- 1%; every band member is measured. The surrogate's best 10 are the 10 lowest predicted
-   drops (ties broken by the score); a pick counts as among the measured best 10 when its measured
-   drop is at most the 10th lowest measured drop of the band (so ties at that drop count). Prints
-   how many of the 10 picks count (goal >= 8), and the expected count for 10 random picks.
+    python benchmarks/surrogate_validation.py                     # ResNet-20 as the shipped study runs it
+    python benchmarks/surrogate_validation.py --network resnet32-cifar10 \\
+        --weights ../shared/data/resnet-cifar10/resnet32-d509ac18.th
+    python benchmarks/surrogate_validation.py --compensation none --no-tune-weights --pool levels
 
-Pools (``--pool``), both seeded by ``--seed``:
+The configuration is a study's (``--study``, default ``studies/resnet20_cifar10.toml``: weights tuned,
+compensation searched per layer), changed by ``--network``, ``--weights``, ``--data``, ``--scheme``,
+``--tune-weights`` / ``--no-tune-weights``, ``--compensation`` and ``--set TABLE.KEY=VALUE``. It builds
+the study's surrogate (cached in the user cache), fits its drop model on ``--map-points`` real
+evaluations of spread assignments (as a study's calibration does), then measures assignments of three
+pools by bit-exact emulation on the first ``--limit`` test images:
 
-* ``levels`` (default; the regime a search visits): each assignment draws a target predicted drop
-  T, uniform in 0-30 points (0-20 for the equal-energy band), and a share, uniform in 10-90%, of
-  its layers to approximate (each layer independently; the others stay exact). T is turned into a
-  target network score S with the inverse of the surrogate's drop map, and each approximate layer
-  gets a design drawn uniformly among the non-exact designs whose score contribution in that layer
-  (the surrogate's per-layer table) lies within a factor 2 of S / (number of approximate layers);
-  where none does, the nearest one. So every layer errs at a comparable level, levels are mixed
-  across assignments, and the drops spread over 0-30 points instead of piling up at chance. The
-  selection uses only the surrogate's table and drop map (fitted on its own ``--map-points``
-  calibration evaluations), never the measurements made here.
-* ``uniform`` (the earlier pool): a random share, uniform in 10-90%, of the layers is approximate,
-  each with a design drawn uniformly from all of them. About a third of such assignments leave
-  ResNet-20 within 2 points of chance accuracy (measured drops 54-72), whose order among themselves
-  is noise, and so does every candidate of its 25%-saving band.
+* ``levels`` (the regime a search visits): each assignment draws a target predicted drop T, uniform in
+  0-30 points, and a share, uniform in 10-90 %, of its layers to approximate; T becomes a target score
+  through the drop model's inverse, and each approximate layer gets a design drawn among those whose
+  score contribution in that layer lies within a factor 2 of that score / (approximate layers), so
+  every layer errs at a comparable level and drops spread instead of piling up at chance.
+* ``uniform``: a random share (10-90 %) of the layers approximate, each with a design drawn uniformly.
+* ``small``: as ``levels`` with T uniform in 0-3 points: where studies operate.
 
-Real evaluations are cached by assignment in ``--cache`` (top-1 per file), so a rerun only measures
-what it has not seen; ``--out`` writes every assignment with its predicted and measured drop.
+Printed: the Spearman correlation of predicted and measured drops per pool (assignments measured within
+2 points of chance excluded, and counted); the best 10 at equal energy (``--band-size`` candidates of
+the levels pool, T in 0-20, whose multiplier energy saving is 25 +- 1 %, all measured: how many of
+the surrogate's 10 lowest predicted drops are among the 10 lowest measured); over every assignment
+measured at <= 3 points of drop, the median |predicted - measured| and how often the measured drop
+lies in the predicted interval. The last line:
 
-    python benchmarks/surrogate_validation.py [--pool levels|uniform] [--assignments 100] [--limit 1000]
-        [--band-size 30] [--out sv.json]
+    fidelity: spearman=<levels pool> top10=<hits> small_mae=<median abs error> n=<assignments <= 3 points>
+
+Real evaluations are cached by assignment in ``--cache``, so a rerun measures only what it has not
+seen; ``--out`` writes every assignment with its score, predicted drop, interval and measured drop.
 """
 
 from __future__ import annotations
@@ -41,166 +38,236 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+POOLS = ("levels", "uniform", "small")
+CHANCE_MARGIN = 2.0  # points: measured drops this close to chance are excluded from the rank correlations
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--assignments", type=int, default=100)
-    parser.add_argument("--pool", choices=("levels", "uniform"), default="levels",
-                        help="how random assignments are drawn (see the module docstring)")
-    parser.add_argument("--band-size", type=int, default=30, help="candidates in the equal-energy band, all measured")
-    parser.add_argument("--limit", type=int, default=1000, help="evaluation images per assignment")
-    parser.add_argument("--map-points", type=int, default=12)
-    parser.add_argument("--compensation", default="none")
+    parser.add_argument("--study", type=Path, default=REPO / "studies" / "resnet20_cifar10.toml")
+    parser.add_argument("--network", help="network name (as in study files)")
+    parser.add_argument("--weights", help="checkpoint of the network")
+    parser.add_argument("--data", help="test image folder")
+    parser.add_argument("--scheme", choices=("int8", "uint8"))
+    parser.add_argument("--tune-weights", action=argparse.BooleanOptionalAction, default=None,
+                        help="tune weights to each design (default: the study's)")
+    parser.add_argument("--compensation", choices=("none", "bias", "affine", "searched"),
+                        help="default: the study's")
+    parser.add_argument("--set", action="append", default=[], metavar="TABLE.KEY=VALUE", help="any other study key")
+    parser.add_argument("--pool", choices=(*POOLS, "all"), default="all")
+    parser.add_argument("--assignments", type=int, default=100, help="assignments of the levels pool")
+    parser.add_argument("--uniform", type=int, default=100, help="assignments of the uniform pool")
+    parser.add_argument("--small", type=int, default=30, help="assignments of the small pool")
+    parser.add_argument("--band-size", type=int, default=30, help="candidates in the equal-energy band (0: skip)")
+    parser.add_argument("--limit", type=int, default=2000, help="test images per evaluation")
+    parser.add_argument("--map-points", type=int, default=12, help="real evaluations the drop model is fitted on")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache", type=Path, default=Path("/tmp/axm-dse-evaluations"), help="measured top-1 per assignment")
     parser.add_argument("--out", type=Path, help="also write every measurement to this JSON file")
     args = parser.parse_args()
 
-    import torch
     from scipy.stats import spearmanr
 
-    from multipliers import Zoo
-    from objectives.data import load_data
-    from objectives.distortion.cache import cached_surrogate
-    from objectives.evaluate import evaluate
-    from objectives.networks import get_network
-    from objectives.paths import shared_data_dir
-    from objectives.quantize import quantize
-
-    torch.manual_seed(args.seed)
-    shared = shared_data_dir()
-    weights = shared / "resnet-cifar10" / "resnet20-12fca82f.th"
-    network = get_network("resnet20-cifar10", weights)
-    data = load_data(network, shared / "cifar10-test-jpg")
-    qnet = quantize(network.model, data.calibration, network.input_shape, "int8", name=network.name)
-    designs = list(Zoo.default([str(shared / "evoapprox-mul8s")]).select(signed=True))
-    evaluation = data.limited(args.limit)
-    args.cache.mkdir(parents=True, exist_ok=True)
-
-    start = time.perf_counter()
-    surrogate = cached_surrogate(  # reused from the user cache when run again
-        qnet, data, designs, args.compensation, key_parts=(network.name, str(weights), str(shared / "cifar10-test-jpg"), "256"),
-        map_points=args.map_points, limit=args.limit, seed=args.seed,
-    )
-    print(f"surrogate ready (built and its drop map fitted, or loaded from the cache) in {time.perf_counter() - start:.0f} s "
-          f"({len(designs)} designs x {len(surrogate.layer_names)} layers, {args.map_points} real evaluations)")
-
-    def top1(row: np.ndarray) -> float:
-        names = [designs[i].name for i in row]
-        blob = json.dumps({"net": network.name, "weights": str(weights), "limit": args.limit, "comp": args.compensation,
-                           "assign": names})
-        path = args.cache / f"{hashlib.sha256(blob.encode()).hexdigest()[:20]}.json"
-        if path.is_file():
-            return float(json.loads(path.read_text())["top1"])
-        qnet.set_assignment({layer: designs[i] for layer, i in zip(surrogate.layer_names, row)}, compensation=args.compensation)
-        value = evaluate(qnet, evaluation, progress=False).top1
-        qnet.reset()
-        path.write_text(json.dumps({"top1": value, "assign": names}))
-        return value
-
+    bench = Bench(args)
+    surrogate = bench.surrogate
+    n_layers = len(surrogate.layer_names)
     exact = surrogate.exact_index()
-    n_layers, n_designs = len(surrogate.layer_names), len(designs)
-    exact_top1 = top1(np.full(n_layers, exact))
-    print(f"exact int8 top-1 on {len(evaluation)} images: {exact_top1:.2f}%")
-
-    def measure(rows: np.ndarray) -> np.ndarray:
-        return np.array([exact_top1 - top1(row) for row in rows])
+    print(f"exact int top-1 on {bench.images} images: {bench.exact_top1:.2f}%; drop to chance {bench.ceiling:.2f}")
+    print(f"drop model: kappa=exp({surrogate.drop_map.log_kappa:.2f}) gamma={surrogate.drop_map.gamma:.2f} "
+          f"spread (log sigma)={surrogate.drop_map.spread:.2f}")
 
     rng = np.random.default_rng(args.seed + 2)
-    if args.pool == "uniform":
-        rows = uniform_pool(rng, args.assignments, n_layers, n_designs, exact)
-    else:
-        rows = level_pool(surrogate, rng, args.assignments, max_drop=30.0)
-    start = time.perf_counter()
-    measured = measure(rows)
-    predicted = surrogate.predict_drop(rows)
-    rho = spearmanr(predicted, measured)[0]
-    rho_score = spearmanr(surrogate.score(rows), measured)[0]
-    print(f"{args.assignments} random assignments ({args.pool} pool) measured (or read from {args.cache}) in {time.perf_counter() - start:.0f} s; "
-          f"measured drop {measured.min():.2f}..{measured.max():.2f} points")
-    print(f"Spearman(predicted drop, measured drop) = {rho:.3f}   (goal >= 0.9)")
-    print(f"Spearman(surrogate score, measured drop) = {rho_score:.3f}")
-    ceiling = surrogate.calibration_points.get("ceiling")
-    if ceiling is not None:
-        live = predicted < ceiling - 1e-9
-        if (~live).any():
-            print(f"{int((~live).sum())} assignments predicted at chance (drop {ceiling:.2f}, measured "
-                  f"{np.median(measured[~live]):.2f} median); Spearman over the other "
-                  f"{int(live.sum())} = {spearmanr(predicted[live], measured[live])[0]:.3f}")
+    pools = POOLS if args.pool == "all" else (args.pool,)
+    results: dict[str, dict] = {}
+    for pool in pools:
+        count = {"levels": args.assignments, "uniform": args.uniform, "small": args.small}[pool]
+        if count <= 0:
+            continue
+        if pool == "uniform":
+            rows = uniform_pool(rng, count, n_layers, len(surrogate.multiplier_names), exact)
         else:
-            print(f"no assignment predicted at chance (drop {ceiling:.2f})")
+            rows = level_pool(surrogate, rng, count, 0.0, 3.0 if pool == "small" else 30.0)
+        results[pool] = bench.measure(rows, pool)
 
-    energy = np.array([m.cost().energy for m in designs])
-    macs = surrogate.macs / surrogate.macs.sum()
-    if args.pool == "uniform":
-        candidates = uniform_pool(rng, 200_000, n_layers, n_designs, exact, share_first=True)
-    else:
-        candidates = level_pool(surrogate, rng, 5_000, max_drop=20.0)
-    saving = 100 * (1 - (energy[candidates] * macs).sum(axis=1))
-    band = np.flatnonzero(np.abs(saving - 25.0) < 1.0)[: args.band_size]
-    pool = candidates[band]
-    pool_predicted = surrogate.predict_drop(pool)
-    pool_measured = measure(pool)
-    picks = np.lexsort((surrogate.score(pool), pool_predicted))[:10]
-    tenth = np.sort(pool_measured)[min(9, len(pool) - 1)]
-    hits = int(np.sum(pool_measured[picks] <= tenth))
-    chance = 10 * np.sum(pool_measured <= tenth) / len(pool)
+    for pool, r in results.items():
+        live = r["measured"] < bench.ceiling - CHANCE_MARGIN
+        rho = spearmanr(r["predicted"][live], r["measured"][live])[0] if live.sum() > 2 else float("nan")
+        r["spearman"] = float(rho)
+        print(f"{pool} pool: {len(live)} assignments, measured drop {r['measured'].min():.2f}..{r['measured'].max():.2f}; "
+              f"Spearman(predicted, measured) = {rho:.3f} over {int(live.sum())} ({int((~live).sum())} within "
+              f"{CHANCE_MARGIN:.0f} points of chance excluded)")
+
+    hits = None
+    if args.band_size > 0:
+        hits = bench.band(rng, args.band_size)
+
+    small = {k: np.concatenate([r[k] for r in results.values()]) for k in ("predicted", "measured", "low", "high")}
+    within = small["measured"] <= 3.0
+    n = int(within.sum())
+    errors = np.abs(small["predicted"] - small["measured"])[within]
+    small_mae = float(np.median(errors)) if n else float("nan")
+    covered = float(np.mean((small["measured"][within] >= small["low"][within])
+                            & (small["measured"][within] <= small["high"][within]))) if n else float("nan")
+    bias = float(np.median((small["predicted"] - small["measured"])[within])) if n else float("nan")
+    print(f"assignments measured at <= 3 points: {n}; median |predicted - measured| {small_mae:.2f} points "
+          f"(median signed {bias:+.2f}); {100 * covered:.0f}% inside the predicted 80% interval")
     if args.out:
         args.out.write_text(json.dumps({
-            "random": {"assignments": rows.tolist(), "predicted": predicted.tolist(), "measured": measured.tolist(),
-                       "score": surrogate.score(rows).tolist(), "spearman": rho},
-            "band": {"assignments": pool.tolist(), "predicted": pool_predicted.tolist(), "measured": pool_measured.tolist(),
-                     "saving_percent": saving[band].tolist(),
-                     "picks": picks.tolist(), "hits": hits},
-            "designs": surrogate.multiplier_names, "layers": surrogate.layer_names, "exact_top1": exact_top1,
-            "limit": args.limit, "compensation": args.compensation, "seed": args.seed, "pool": args.pool,
+            "pools": {p: {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in r.items()} for p, r in results.items()},
+            "band": bench.band_record, "designs": surrogate.multiplier_names, "layers": surrogate.layer_names,
+            "exact_top1": bench.exact_top1, "ceiling": bench.ceiling, "images": bench.images,
+            "drop_model": surrogate.drop_map.to_dict(), "map_points": bench.map_record, "args": {
+                k: str(v) for k, v in vars(args).items()},
         }))
-    print(f"equal-energy band ({args.pool} pool, multiplier energy saved 24-26%, {len(pool)} candidates, all measured; "
-          f"10th best measured drop {tenth:.2f}): {hits} of the surrogate's best 10 are among the measured best 10 "
-          f"(goal >= 8; 10 random picks: {chance:.1f} expected)")
+    spearman = results.get("levels", {}).get("spearman", float("nan"))
+    print(f"fidelity: spearman={spearman:.3f} top10={hits if hits is not None else 0} small_mae={small_mae:.2f} n={n}")
 
 
-def uniform_pool(rng: np.random.Generator, count: int, n_layers: int, n_designs: int, exact: int,
-                 share_first: bool = False) -> np.ndarray:
-    """A random share (10-90%) of the layers approximate, each with a design drawn uniformly from all.
+class Bench:
+    """The study's target and surrogate, its fitted drop model, and cached real evaluations."""
 
-    ``share_first``: draw the shares before the layer coins (the order of the band's earlier draws,
-    kept so its cached evaluations still match).
-    """
+    def __init__(self, args: argparse.Namespace) -> None:
+        import logging
+
+        from dse.study.config import load_study
+        from dse.study.searched import SEARCHED, build_study_surrogate
+        from dse.study.target import build_target
+        from objectives.distortion.cache import surrogate_folder
+
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+        overrides = list(args.set)
+        for key, value in (("network.name", args.network), ("network.weights", args.weights), ("data.test", args.data),
+                           ("quantization.scheme", args.scheme), ("compensation.mode", args.compensation)):
+            if value is not None:
+                overrides.append(f"{key}={json.dumps(value)}")
+        if args.tune_weights is not None:
+            overrides.append(f"compensation.tune_weights={'true' if args.tune_weights else 'false'}")
+        if args.network and not args.weights:
+            overrides.append('network.weights=""')
+        if args.network and not args.data:
+            overrides.append('data.test=""')
+        self.config = load_study(args.study, overrides)
+        self.args = args
+        self.mode = self.config.compensation.mode
+        self.searched = self.mode == SEARCHED
+        start = time.perf_counter()
+        self.target = build_target(self.config)
+        designs = self.target.multipliers
+        key = [self.config.digest(), "surrogate validation"]
+        folder = surrogate_folder(key, designs, self.mode, self.target.qnet.scheme).parent / "validation" / self.config.digest()[:16]
+        self.surrogate = build_study_surrogate(self.target, designs, self.mode, folder)
+        self.images = min(args.limit, len(self.target.data.labels)) if args.limit else len(self.target.data.labels)
+        args.cache.mkdir(parents=True, exist_ok=True)
+        self.exact_top1 = self.top1(np.full(len(self.surrogate.layer_names), self.surrogate.exact_index()))
+        self.ceiling = self.exact_top1 - 100.0 / self.target.data.num_classes
+        rows = self.surrogate.spread_assignments(args.map_points, seed=args.seed)
+        drops = np.array([self.exact_top1 - self.top1(row) for row in rows])
+        self.surrogate.fit_drop_map(rows, drops, self.ceiling, self.images)
+        self.map_record = {"assignments": rows.tolist(), "measured": drops.tolist(),
+                           "score": self.surrogate.score(rows).tolist()}
+        self.band_record: dict = {}
+        print(f"{self.config.network.name}, {self.target.qnet.scheme}, compensation {self.mode}, weights "
+              f"{'tuned' if self.config.compensation.tune_weights else 'as trained'}: surrogate of "
+              f"{len(designs)} designs x {len(self.surrogate.layer_names)} layers and its drop model on "
+              f"{args.map_points} real evaluations ready in {time.perf_counter() - start:.0f} s")
+
+    def assignment(self, row: np.ndarray) -> tuple[dict[str, str], object]:
+        """The design names of a surrogate row and its compensation (per layer when searched)."""
+        names = self.surrogate.multiplier_names
+        layers = self.surrogate.layer_names
+        assignment = {layer: names[int(i)] for layer, i in zip(layers, row)}
+        if not self.searched:
+            return assignment, self.mode
+        from dse.study.encoding import COMPENSATION_CHOICES
+
+        choice = self.surrogate.compensations(np.asarray(row)[None])[0]
+        return assignment, {layer: COMPENSATION_CHOICES[int(c)] for layer, c in zip(layers, choice)}
+
+    def top1(self, row: np.ndarray) -> float:
+        """Measured top-1 of an assignment (cached by configuration and assignment)."""
+        assignment, compensation = self.assignment(row)
+        blob = json.dumps({"config": self.config.digest(), "limit": self.images, "assign": assignment,
+                           "comp": compensation}, sort_keys=True)
+        path = self.args.cache / f"{hashlib.sha256(blob.encode()).hexdigest()[:20]}.json"
+        if path.is_file():
+            return float(json.loads(path.read_text())["top1"])
+        value = float(self.target.evaluate(assignment, compensation, self.images)["top1"])
+        path.write_text(json.dumps({"top1": value}))
+        return value
+
+    def measure(self, rows: np.ndarray, desc: str) -> dict[str, np.ndarray]:
+        """Predicted drop, interval and measured drop of each row."""
+        from tqdm import tqdm
+
+        measured = np.array([self.exact_top1 - self.top1(row) for row in tqdm(rows, desc=f"{desc} pool", unit="eval")])
+        low, high = self.surrogate.predict_interval(rows)
+        return {"assignments": rows, "score": self.surrogate.score(rows), "predicted": self.surrogate.predict_drop(rows),
+                "low": low, "high": high, "measured": measured}
+
+    def band(self, rng: np.random.Generator, size: int) -> int | None:
+        """Best 10 at equal energy: prints and returns how many of the surrogate's best 10 are measured best 10."""
+        from objectives.hardware_cost import EnergyModel
+
+        energy = EnergyModel(self.target.layers, self.target.multipliers)
+        names = [m.name for m in self.target.multipliers]
+        to_energy = np.array([names.index(n) for n in self.surrogate.multiplier_names])
+        columns = np.array([[layer.name for layer in self.target.layers].index(n) for n in self.surrogate.layer_names])
+        candidates = level_pool(self.surrogate, rng, 5_000, 0.0, 20.0)
+        full = np.zeros((len(candidates), len(self.target.layers)), dtype=np.int64)
+        full[:, columns] = to_energy[candidates]
+        saving = 100 * (1 - energy.relative_energy(full))
+        band = np.flatnonzero(np.abs(saving - 25.0) < 1.0)[:size]
+        if len(band) < 10:
+            print(f"equal-energy band: only {len(band)} candidates save 24-26% of the multiplier energy; skipped")
+            return None
+        pool = candidates[band]
+        r = self.measure(pool, "equal-energy band")
+        picks = np.lexsort((r["score"], r["predicted"]))[:10]
+        tenth = np.sort(r["measured"])[9]
+        hits = int(np.sum(r["measured"][picks] <= tenth))
+        chance = 10 * np.sum(r["measured"] <= tenth) / len(pool)
+        self.band_record = {k: v.tolist() for k, v in r.items()} | {"picks": picks.tolist(), "hits": hits}
+        print(f"equal-energy band (multiplier energy saved 24-26%, {len(pool)} candidates, all measured; 10th best "
+              f"measured drop {tenth:.2f}): {hits} of the surrogate's best 10 are among the measured best 10 "
+              f"(10 random picks: {chance:.1f} expected)")
+        return hits
+
+
+def uniform_pool(rng: np.random.Generator, count: int, n_layers: int, n_designs: int, exact: int) -> np.ndarray:
+    """A random share (10-90%) of the layers approximate, each with a design drawn uniformly from all."""
     rows = rng.integers(0, n_designs, size=(count, n_layers))
-    if share_first:
-        share = rng.uniform(0.1, 0.9, size=(count, 1))
-        approximate = rng.random((count, n_layers)) < share
-    else:
-        approximate = rng.random((count, n_layers)) < rng.uniform(0.1, 0.9, size=(count, 1))
+    approximate = rng.random((count, n_layers)) < rng.uniform(0.1, 0.9, size=(count, 1))
     return np.where(approximate, rows, exact)
 
 
-def level_pool(surrogate, rng: np.random.Generator, count: int, max_drop: float) -> np.ndarray:
-    """Assignments of mixed error levels: a target predicted drop uniform in 0..``max_drop`` points each.
+def level_pool(surrogate, rng: np.random.Generator, count: int, min_drop: float, max_drop: float) -> np.ndarray:
+    """Assignments of mixed error levels: a target predicted drop uniform in ``min_drop``..``max_drop`` each.
 
-    Uses only the surrogate's per-layer score table and drop map (see the module docstring).
+    Uses only the surrogate's per-layer score table and drop model (see the module docstring).
     """
     contributions = surrogate.table.contributions
     n_layers = contributions.shape[0]
     exact_designs = np.all(contributions == 0, axis=0)
     log_c = np.log(np.where(contributions > 0, contributions, 1e-300))
-    knots_x, knots_y = surrogate.drop_map.log_scores, surrogate.drop_map.drops
-    targets = rng.uniform(0.0, max_drop, size=count)
+    targets = rng.uniform(min_drop, max_drop, size=count)
     share = rng.uniform(0.1, 0.9, size=count)
     approximate = rng.random((count, n_layers)) < share[:, None]
-    # inverse of the drop map: linear in score below its first knot, interpolated in log score above
-    scores = np.where(targets < knots_y[0], np.exp(knots_x[0]) * targets / knots_y[0],
-                      np.exp(np.interp(targets, knots_y, knots_x)))
+    scores = surrogate.drop_map.inverse(targets)
+    finite = np.isfinite(scores)
+    scores = np.where(finite, scores, surrogate.drop_map.inverse(np.array([0.99 * surrogate.drop_map.curve.drops[-1]]))[0])
     rows = np.full((count, n_layers), surrogate.exact_index(), dtype=np.int64)
     for i in range(count):
         layers = np.flatnonzero(approximate[i])
-        if not len(layers) or scores[i] <= 0:
+        if not len(layers) or not scores[i] > 0:
             continue
         level = np.log(scores[i] / len(layers))
         for layer in layers:

@@ -55,6 +55,7 @@ class Job(NamedTuple):
     search_trial: int | None = None
     round: int = 0  # 0: baseline and calibration; r >= 1: the r-th confirmation round
     held_out: bool = False  # measured on the test images the confirmation does not use
+    predicted_interval: tuple[float, float] | None = None  # the predicted drop's 80% interval (low, high)
 
     @property
     def key(self) -> str:
@@ -82,6 +83,7 @@ class Measurement(NamedTuple):
     number: int
     hits: str | None = None  # every image's top-1 hit, packed bits in base64 (absent in older studies)
     held_out: bool = False  # measured on the held-out test images
+    predicted_interval: tuple[float, float] | None = None  # the predicted drop's 80% interval (absent in older studies)
 
     @property
     def assignment_key(self) -> str:
@@ -134,7 +136,7 @@ class ConfirmStore:
             out[key] = Measurement(
                 assignment, compensation, a["role"], a["top1"], a["top5"], a["images"],
                 a["seconds"], t.values[0], a["mac_saving"], a.get("predicted_drop"), a.get("search_trial"), a.get("round", 0),
-                key, t.number, a.get("hits"), a.get("subset") == HELD_OUT,
+                key, t.number, a.get("hits"), a.get("subset") == HELD_OUT, _interval(a.get("predicted_interval")),
             )
         return out
 
@@ -164,6 +166,7 @@ class ConfirmStore:
                 "seconds": result["seconds"],
                 "mac_saving": job.mac_saving,
                 "predicted_drop": job.predicted_drop,
+                **({"predicted_interval": list(job.predicted_interval)} if job.predicted_interval else {}),
                 "search_trial": job.search_trial,
                 "round": job.round,
                 **({"hits": result["hits"]} if result.get("hits") else {}),
@@ -171,6 +174,15 @@ class ConfirmStore:
             },
         )
         self.study.add_trial(trial)
+
+
+def _interval(value: Any) -> tuple[float, float] | None:
+    """A stored interval as (low, high); None when absent or not two numbers (a damaged or older study)."""
+    try:
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError):
+        return None
+    return low, high
 
 
 def measure(

@@ -277,7 +277,7 @@ def _readme(study: str, index: int, point: FrontPoint, front: Front, used: list[
 
 Measured with bit-exact, error-injected integer inference: top-1 {point.top1:.2f}% against {front.baseline_top1:.2f}%
 for exact multipliers ({front.images} test images), a drop of {point.drop_text()} points (± its standard error) (the surrogate predicted
-{'-' if point.predicted_drop is None else f'{point.predicted_drop:.2f}'}).{_held_out_sentence(point, front)} Multiplier energy saved: {point.energy_saving:.1f}%;
+{point.predicted_text()}, with its 80% interval).{_held_out_sentence(point, front)} Multiplier energy saved: {point.energy_saving:.1f}%;
 whole-MAC energy (multiplier plus 32-bit accumulator add) saved: {point.mac_saving:.1f}%.
 Compensation: {compensation_label(point.compensation)} (each layer's in `assignment.json`). Designs used: {', '.join(used)}.
 

@@ -37,6 +37,8 @@ class FrontPoint(NamedTuple):
     held_out_drop: float | None = None  # the drop re-measured on the held-out test images, points
     held_out_drop_se: float | None = None
     system_energy_saving: float | None = None  # whole-accelerator energy saved (ZigZag), percent
+    predicted_drop_low: float | None = None  # the predicted drop's 80% interval
+    predicted_drop_high: float | None = None
 
     def held_out_text(self) -> str:
         """The held-out drop with its standard error, or ``-`` when not measured."""
@@ -48,6 +50,15 @@ class FrontPoint(NamedTuple):
     def as_dict(self) -> dict:
         """JSON-ready record."""
         return self._asdict()
+
+    def predicted_text(self) -> str:
+        """The predicted drop with its interval: ``0.40 [0.20, 0.70]``, or ``-`` without a prediction."""
+        if self.predicted_drop is None:
+            return "-"
+        if self.predicted_drop_low is None or self.predicted_drop_high is None:
+            return f"{self.predicted_drop:.2f}"
+        low, high = (0.0 if abs(v) < 0.005 else v for v in (self.predicted_drop_low, self.predicted_drop_high))
+        return f"{self.predicted_drop:.2f} [{low:.2f}, {high:.2f}]"
 
     def drop_text(self) -> str:
         """The measured drop with its standard error where known: ``0.40 ± 0.21``."""
@@ -126,6 +137,8 @@ def to_point(m: "Measurement", baseline: "Measurement") -> FrontPoint:
     return FrontPoint(
         100.0 - m.energy, m.mac_saving, m.top1, m.top5, baseline.top1 - m.top1, m.predicted_drop,
         len(set(m.assignment.values())), dict(m.assignment), m.compensation, m.role, m.key, m.number, se,
+        predicted_drop_low=m.predicted_interval[0] if m.predicted_interval else None,
+        predicted_drop_high=m.predicted_interval[1] if m.predicted_interval else None,
     )
 
 

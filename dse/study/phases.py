@@ -49,15 +49,17 @@ RESOLUTION_SCORE = 0.02
 
 
 def make_job(problem: AssignmentProblem, x: np.ndarray, compensation: str, role: str,
-             predicted: float | None, search_trial: int | None = None, round_: int = 0) -> Job:
-    """A job for assignment row ``x`` (our layer and design order)."""
+             predicted: float | None, search_trial: int | None = None, round_: int = 0,
+             interval: tuple[float, float] | None = None) -> Job:
+    """A job for assignment row ``x`` (our layer and design order), with the predicted drop and its interval."""
     names = problem.encoding.multiplier_names
     assignment = {layer: names[int(j)] for layer, j in zip(problem.encoding.layer_names, x)}
     rows = problem.energy_rows(x[None])
     energy = float(100.0 * problem.energy.relative_energy(rows)[0])
     mac = float(problem.energy.mac_saving(rows)[0])
     return Job(assignment, problem.job_compensation(x, compensation), role,
-               None if predicted is None else float(predicted), energy, mac, search_trial, round_)
+               None if predicted is None else float(predicted), energy, mac, search_trial, round_,
+               predicted_interval=None if interval is None else (float(interval[0]), float(interval[1])))
 
 
 def rows_of(problem: AssignmentProblem, measurements: Sequence[Measurement]) -> np.ndarray:
@@ -76,7 +78,8 @@ def fit_map(problem: AssignmentProblem, measurements: Mapping[str, Measurement],
             before_round: int) -> int:
     """Fit the drop map on calibration and candidate measurements of rounds before ``before_round``."""
     used = [m for m in measurements.values() if m.role in (CALIBRATION, CANDIDATE) and m.round < before_round]
-    problem.fit_drop_map(rows_of(problem, used), np.array([baseline_top1 - m.top1 for m in used]))
+    images = max((m.images for m in used), default=0) or None
+    problem.fit_drop_map(rows_of(problem, used), np.array([baseline_top1 - m.top1 for m in used]), baseline_top1, images)
     return len(used)
 
 
@@ -184,7 +187,9 @@ def round_jobs(problem: AssignmentProblem, front: tuple[np.ndarray, np.ndarray, 
         picks += chosen
         if chosen:  # later brackets pick no near-twin of these
             fresh &= ~_twins(energy, log_score, energy[chosen], log_score[chosen])
-    jobs = [make_job(problem, X[i], compensation, CANDIDATE, predicted[i], int(numbers[i]), round_) for i in picks]
+    low, high = problem.predict_interval(X[picks]) if picks else ([], [])
+    jobs = [make_job(problem, X[i], compensation, CANDIDATE, predicted[i], int(numbers[i]), round_, (lo, hi))
+            for i, lo, hi in zip(picks, low, high)]
     return jobs[:limit]
 
 
@@ -221,8 +226,9 @@ def fill_jobs(problem: AssignmentProblem, front: tuple[np.ndarray, np.ndarray, n
     gaps.sort(key=lambda g: -g[0])
     picks = list(dict.fromkeys(i for _, i in gaps[:FILL_POINTS]))
     predicted = problem.predict_drop(X[picks]) if picks else []
-    return [make_job(problem, X[i], compensation, CANDIDATE, p, int(numbers[i]), round_)
-            for i, p in zip(picks, predicted)][:limit]
+    low, high = problem.predict_interval(X[picks]) if picks else ([], [])
+    return [make_job(problem, X[i], compensation, CANDIDATE, p, int(numbers[i]), round_, (lo, hi))
+            for i, p, lo, hi in zip(picks, predicted, low, high)][:limit]
 
 
 def _key(problem: AssignmentProblem, x: np.ndarray, compensation: str) -> str:

@@ -37,8 +37,16 @@ class Surrogate(Protocol):
     def predict_drop(self, X: np.ndarray) -> np.ndarray:
         """Predicted top-1 drop (points) of assignments X (pop, L) of multiplier indices."""
 
-    def fit_drop_map(self, X: np.ndarray, measured_drops: np.ndarray) -> None:
-        """Refit the score-to-drop map on real evaluations."""
+    def predict_interval(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(low, high): the 80% interval of the predicted drop of assignments X (pop, L)."""
+
+    @property
+    def classes(self) -> int:
+        """Classes of the network's output."""
+
+    def fit_drop_map(self, X: np.ndarray, measured_drops: np.ndarray, ceiling: float | None = None,
+                     images: int | None = None) -> None:
+        """Refit the score-to-drop model on real evaluations (on ``images`` images; ``ceiling``: drop to chance)."""
 
 
 class Evaluation(NamedTuple):
@@ -111,6 +119,11 @@ class AssignmentProblem:
         """Surrogate drop of assignments (pop, L) in our layer and design order."""
         return np.asarray(self.surrogate.predict_drop(self._surrogate_rows(X)), dtype=np.float64)
 
+    def predict_interval(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(low, high): the 80% interval of the surrogate drop of assignments (pop, L) in our order."""
+        low, high = self.surrogate.predict_interval(self._surrogate_rows(X))
+        return np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
+
     @property
     def searched_compensation(self) -> bool:
         """Whether each layer's compensation follows its design (the surrogate chooses it)."""
@@ -131,9 +144,12 @@ class AssignmentProblem:
         c = self.compensations(np.asarray(x)[None])[0]
         return {layer: COMPENSATION_CHOICES[int(i)] for layer, i in zip(self.encoding.layer_names, c)}
 
-    def fit_drop_map(self, X: np.ndarray, drops: np.ndarray) -> None:
-        """Refit the surrogate's map on measured drops of assignments in our order."""
-        self.surrogate.fit_drop_map(self._surrogate_rows(X), np.asarray(drops, dtype=np.float64))
+    def fit_drop_map(self, X: np.ndarray, drops: np.ndarray, baseline_top1: float | None = None,
+                     images: int | None = None) -> None:
+        """Refit the surrogate's drop model on measured drops of assignments in our order, made on ``images``
+        images where the exact network scores ``baseline_top1`` (so the drop to chance is known)."""
+        ceiling = None if baseline_top1 is None else baseline_top1 - 100.0 / self.surrogate.classes
+        self.surrogate.fit_drop_map(self._surrogate_rows(X), np.asarray(drops, dtype=np.float64), ceiling, images)
 
     def evaluate(self, genotypes: np.ndarray) -> Evaluation:
         """Decode and score a population."""

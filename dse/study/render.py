@@ -10,7 +10,8 @@ from ..output import format_table
 from .front import Front, FrontPoint, compensation_label
 
 CSV_COLUMNS = (
-    "index", "energy_saving", "mac_saving", "top1", "top5", "drop", "drop_se", "predicted_drop", "distinct",
+    "index", "energy_saving", "mac_saving", "top1", "top5", "drop", "drop_se", "predicted_drop", "predicted_drop_low",
+    "predicted_drop_high", "distinct",
     "compensation", "role", "trial", "held_out_drop", "held_out_drop_se", "system_energy_saving", "assignment",
 )
 
@@ -24,11 +25,11 @@ def front_table(front: Front) -> str:
     held = front.held_out_images > 0
     system = bool(front.system_accelerator)
     header = ["#", "mult. energy saved %", "MAC energy saved %"] + (["system energy saved %"] if system else []) + [
-        "top-1 %", "drop ± s.e.", "predicted", "distinct", "compensation", "role"] + (
+        "top-1 %", "drop ± s.e.", "predicted (80% interval)", "distinct", "compensation", "role"] + (
         ["held-out drop ± s.e."] if held else [])
     rows = [
         [i, _num(p.energy_saving, 1), _num(p.mac_saving, 1)] + ([_num(p.system_energy_saving, 2)] if system else []) + [
-            _num(p.top1), p.drop_text(), _num(p.predicted_drop), p.distinct, compensation_label(p.compensation), p.role]
+            _num(p.top1), p.drop_text(), p.predicted_text(), p.distinct, compensation_label(p.compensation), p.role]
         + ([p.held_out_text()] if held else [])
         for i, p in enumerate(front.points)
     ]
@@ -36,7 +37,7 @@ def front_table(front: Front) -> str:
     lines.append(
         f"{front.study}: exact int baseline top-1 {front.baseline_top1:.2f}% on {front.images} images; drops in points "
         f"(measured on the same images as the baseline, ± its standard error from the images whose prediction flips, "
-        f"and as the surrogate predicted); {len(front.measured)} assignments measured, "
+        f"and as the surrogate predicted, with its 80% interval); {len(front.measured)} assignments measured, "
         f"{len(front.points)} on the front within {front.max_drop:g} points"
     )
     return "\n".join(lines)
@@ -94,7 +95,9 @@ def _row(p: FrontPoint) -> list:
     return [
         round(p.energy_saving, 4), round(p.mac_saving, 4), round(p.top1, 4), round(p.top5, 4), round(p.drop, 4),
         "" if p.drop_se is None else round(p.drop_se, 4),
-        "" if p.predicted_drop is None else round(p.predicted_drop, 4), p.distinct, _compensation(p.compensation), p.role, p.trial,
+        "" if p.predicted_drop is None else round(p.predicted_drop, 4),
+        "" if p.predicted_drop_low is None else round(p.predicted_drop_low, 4),
+        "" if p.predicted_drop_high is None else round(p.predicted_drop_high, 4), p.distinct, _compensation(p.compensation), p.role, p.trial,
         "" if p.held_out_drop is None else round(p.held_out_drop, 4),
         "" if p.held_out_drop_se is None else round(p.held_out_drop_se, 4),
         "" if p.system_energy_saving is None else round(p.system_energy_saving, 4),

@@ -138,7 +138,7 @@ def _front_table(front: Front) -> str:
     header = ["#", "multiplier energy saved %", "MAC energy saved %"] + (["system energy saved %"] if system else [])
     header += ["top-1 %", "drop ± s.e.", "predicted drop", "held-out drop ± s.e.", "distinct", "compensation", "role"]
     rows = [[i, _num(p.energy_saving, 1), _num(p.mac_saving, 1)] + ([_num(p.system_energy_saving)] if system else [])
-            + [_num(p.top1), p.drop_text(), _num(p.predicted_drop), p.held_out_text(), p.distinct,
+            + [_num(p.top1), p.drop_text(), p.predicted_text(), p.held_out_text(), p.distinct,
                compensation_label(p.compensation), p.role] for i, p in enumerate(front.points)]
     note = ("Drops in top-1 points against the exact integer network on the same images, ± their paired standard "
             "error; predicted: the surrogate's; held out: re-measured on test images the confirmation did not use.")

@@ -30,7 +30,7 @@ from .directory import check_directory, move_aside, write_directory
 from .energy import SYSTEM, SYSTEM_CACHE, study_accelerator, system_table
 from .failures import StorageLost
 from .fingerprint import check_storage
-from .front import Front, compute_front
+from .front import Front, FrontPoint, compute_front
 from .storage import (
     CLAIMS, CONFIRM, SEARCH, delete_studies, open_storage, open_study, storage_description,
     storage_errors, storage_outside,
@@ -254,12 +254,18 @@ def _hold_out(config, target, store, front, exact_job, progress, claims) -> bool
     held = measure(config, store, [baseline_job], None, 1, "held-out check (exact)", progress, claims)
     jobs = [  # a point both on the front and reported at a level is measured once (measure keeps one job per key)
         Job(p.assignment, p.compensation, p.role, p.predicted_drop, 100.0 - p.energy_saving, p.mac_saving,
-            held_out=True)
+            held_out=True, predicted_interval=_interval(p))
         for p in [*front.points, *(p for _, p in front.levels if p is not None)]
     ]
     measure(config, store, jobs, held[baseline_job.key].top1, config.confirmation.jobs, "held-out check", progress,
             claims)
     return True
+
+
+def _interval(p: FrontPoint) -> tuple[float, float] | None:
+    if p.predicted_drop_low is None or p.predicted_drop_high is None:
+        return None
+    return p.predicted_drop_low, p.predicted_drop_high
 
 
 @contextlib.contextmanager

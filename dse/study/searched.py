@@ -60,7 +60,7 @@ class SearchedSurrogate(NetworkSurrogate):
             for level in first.distortion if all(level in s.distortion for s in parts)
         }
         table = ScoreTable(tuple(first.layer_names), tuple(first.multiplier_names), best)
-        return cls(table, SEARCHED, distortion, first.macs, options=options)
+        return cls(table, SEARCHED, distortion, first.macs, margins=first.margins, options=options)
 
     @property
     def choice(self) -> np.ndarray:
@@ -86,7 +86,7 @@ class SearchedSurrogate(NetworkSurrogate):
         with np.load(Path(folder) / CHOICES_FILE) as data:
             options = data["options"]
         return cls(base.table, base.compensation, base.distortion, base.macs, base.drop_map, base.calibration_points,
-                   options=options)
+                   base.margins, options=options)
 
     def summary(self) -> dict[str, int]:
         """How many (layer, design) pairs take each compensation (the exact design left out)."""

@@ -11,14 +11,16 @@ from .layer_model import (
     predict_error_energy,
     residual_variance,
 )
-from .network_score import DropMap, ScoreTable
+from .drop_model import DropModel, MarginCurve
+from .network_score import ScoreTable
 from .moments import conditional_moments, error_tables, histogram_moments, uniform_moments
 
 __all__ = [
     "COMPENSATIONS",
     "LEVELS",
     "LayerOperands",
-    "DropMap",
+    "DropModel",
+    "MarginCurve",
     "ScoreTable",
     "activation_features",
     "channel_moments",

@@ -55,7 +55,7 @@ def fit_drop_map(
         qnet.set_assignment(assignment, compensation)
         qnet.set_injection(injection)
     ceiling = exact - 100.0 / classes if classes else None
-    surrogate.fit_drop_map(assignments, np.array(drops), ceiling)
+    surrogate.fit_drop_map(assignments, np.array(drops), ceiling, len(evaluation))
 
 
 def cached_surrogate(

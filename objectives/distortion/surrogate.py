@@ -2,8 +2,9 @@
 
 Built once per (network, design set, compensation, weight tuning) from calibration data:
 per-layer operand statistics (:mod:`.operands`), the weight-aware error model of every design
-in every layer (:mod:`.layer_model`), per-layer sensitivities (:mod:`.sensitivity`), and a
-monotone map from the predicted logit error to the top-1 drop, fitted on a few real evaluations.
+in every layer (:mod:`.layer_model`), per-layer sensitivities (:mod:`.sensitivity`), the exact
+network's logit-margin curve, and the drop model through it from the predicted logit error to the
+top-1 drop with its interval (:mod:`.drop_model`), fitted on a few real evaluations.
 Saved to and reloaded from a folder, so a study pays for it once.
 """
 
@@ -21,26 +22,28 @@ import numpy as np
 from ..atomic_file import write_atomically
 from .closed_form import relative_distortion
 from .layer_model import COMPENSATIONS, LEVELS, channel_moments, predict_error_energy, residual_variance
+from .drop_model import COVERAGE, DropModel, MarginCurve
 from .moments import error_tables
-from .network_score import DropMap, ScoreTable
+from .network_score import ScoreTable
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the margin curve and the drop model (was: an isotonic map)
 #: Revision of the model behind a surrogate's numbers, part of its cache key: bump it when they change.
-MODEL_REVISION = 3
+MODEL_REVISION = 4
 
 
 @dataclass
 class NetworkSurrogate:
-    """Score table (layers x designs), relative distortions per level, and the drop map."""
+    """Score table (layers x designs), relative distortions per level, the margin curve and the drop model."""
 
     table: ScoreTable
     compensation: str
     distortion: dict[str, np.ndarray]  # level -> (L, M) predicted relative distortion ||dC|| / ||C||
     macs: np.ndarray  # (L,) per image
-    drop_map: DropMap | None = None
+    drop_map: DropModel | None = None
     calibration_points: dict[str, list] = field(default_factory=dict)
+    margins: MarginCurve | None = None  # the exact network's drop under logit noise (calibration images)
 
     @property
     def layer_names(self) -> list[str]:
@@ -58,10 +61,17 @@ class NetworkSurrogate:
         return self.table.score(assignments)
 
     def predict_drop(self, assignments: np.ndarray) -> np.ndarray:
-        """Predicted top-1 drop in points; needs a fitted drop map."""
+        """Predicted top-1 drop in points; needs a fitted drop model."""
+        return self._fitted()(self.score(assignments))
+
+    def predict_interval(self, assignments: np.ndarray, coverage: float = COVERAGE) -> tuple[np.ndarray, np.ndarray]:
+        """(low, high): the central ``coverage`` interval of each assignment's drop; needs a fitted drop model."""
+        return self._fitted().interval(self.score(assignments), coverage)
+
+    def _fitted(self) -> DropModel:
         if self.drop_map is None:
-            raise RuntimeError("the drop map is not fitted yet: call fit_drop_map or calibrate_drop_map")
-        return self.drop_map(self.score(assignments))
+            raise RuntimeError("the drop model is not fitted yet: call fit_drop_map")
+        return self.drop_map
 
     def indices(self, assignment: dict[str, str]) -> np.ndarray:
         """A {layer: design} mapping as a row of design indices (layers left out: the exact design)."""
@@ -87,12 +97,23 @@ class NetworkSurrogate:
         return int(zero[0])
 
     # -- calibration of the drop map ---------------------------------------------------------------
-    def fit_drop_map(self, assignments: np.ndarray, measured_drops: np.ndarray, ceiling: float | None = None) -> None:
-        """Fit the monotone score -> drop map on real evaluations; ``ceiling``: the drop to chance accuracy."""
+    @property
+    def classes(self) -> int:
+        """Classes of the network's output (from its margin curve)."""
+        if self.margins is None:
+            raise RuntimeError("this surrogate has no margin curve (built by an older version): build it again")
+        return self.margins.classes
+
+    def fit_drop_map(self, assignments: np.ndarray, measured_drops: np.ndarray, ceiling: float | None = None,
+                     images: int | None = None) -> None:
+        """Fit the score -> drop model on real evaluations on ``images`` images; ``ceiling``: the drop to chance."""
+        if self.margins is None:
+            raise RuntimeError("this surrogate has no margin curve (built by an older version): build it again")
         scores = self.score(assignments)
-        self.drop_map = DropMap.fit(scores, np.asarray(measured_drops, dtype=np.float64), ceiling)
+        self.drop_map = DropModel.fit(self.margins, scores, np.asarray(measured_drops, dtype=np.float64), ceiling,
+                                      images)
         self.calibration_points = {"scores": scores.tolist(), "drops": np.asarray(measured_drops).tolist(),
-                                   "assignments": np.asarray(assignments).tolist(), "ceiling": ceiling}
+                                   "assignments": np.asarray(assignments).tolist(), "ceiling": ceiling, "images": images}
 
     def spread_assignments(self, count: int, seed: int = 0) -> np.ndarray:
         """``count`` random assignments whose scores spread over the range that matters (for the map)."""
@@ -116,14 +137,16 @@ class NetworkSurrogate:
         folder.mkdir(parents=True, exist_ok=True)
         arrays = {"contributions": self.table.contributions, "macs": self.macs}
         arrays.update({f"distortion_{level}": d for level, d in self.distortion.items()})
-        if self.drop_map is not None:
-            arrays.update(drop_log_scores=self.drop_map.log_scores, drop_drops=self.drop_map.drops)
+        if self.margins is not None:
+            arrays.update(margin_sigmas=self.margins.sigmas, margin_drops=self.margins.drops)
         meta = {
             "format": FORMAT_VERSION,
             "layers": self.layer_names,
             "multipliers": self.multiplier_names,
             "compensation": self.compensation,
             "calibration_points": self.calibration_points,
+            "classes": None if self.margins is None else self.margins.classes,
+            "drop_model": None if self.drop_map is None else self.drop_map.to_dict(),
         }
         write_atomically(folder / "surrogate.npz", lambda f: np.savez(f, **arrays))
         write_atomically(folder / "surrogate.json", lambda f: f.write(json.dumps(meta, indent=1).encode()))
@@ -137,9 +160,11 @@ class NetworkSurrogate:
             raise ValueError(f"{folder}: surrogate format {meta.get('format')} is not {FORMAT_VERSION}")
         with np.load(folder / "surrogate.npz") as data:
             arrays = {key: data[key] for key in data.files}
-        drop_map = None
-        if "drop_log_scores" in arrays:
-            drop_map = DropMap(arrays["drop_log_scores"], arrays["drop_drops"])
+        margins = drop_map = None
+        if "margin_sigmas" in arrays:
+            margins = MarginCurve(arrays["margin_sigmas"], arrays["margin_drops"], int(meta["classes"]))
+            if meta.get("drop_model"):
+                drop_map = DropModel(margins, **meta["drop_model"])
         return cls(
             table=ScoreTable(tuple(meta["layers"]), tuple(meta["multipliers"]), arrays["contributions"]),
             compensation=meta["compensation"],
@@ -147,6 +172,7 @@ class NetworkSurrogate:
             macs=arrays["macs"],
             drop_map=drop_map,
             calibration_points=meta.get("calibration_points", {}),
+            margins=margins,
         )
 
     # -- construction ---------------------------------------------------------------------------------
@@ -185,7 +211,8 @@ class NetworkSurrogate:
         operands = collect_operands(qnet, seed=seed, progress=progress)
         sensitivities = linearised_sensitivities(qnet, progress=progress)
         energy = {name: sum(op.output_energy for op in ops) for name, ops in operands.items()}
-        calibrate_by_injection(qnet, sensitivities, energy, seed=seed, progress=progress)
+        logits, labels = calibrate_by_injection(qnet, sensitivities, energy, seed=seed, progress=progress)
+        margins = MarginCurve.from_logits(logits, labels, seed=seed)
         tuned = getattr(qnet, "weight_tuning", False)
         errors = None if tuned else error_tables(multipliers)  # with tuning, per layer below
         names = list(qnet.layers)
@@ -219,7 +246,8 @@ class NetworkSurrogate:
         designs = tuple(m.name for m in multipliers)
         macs = np.array([qnet.layers[name].macs for name in names], dtype=np.float64)
         return {
-            c: cls(ScoreTable(tuple(names), designs, np.maximum(contributions[c], 0.0)), c, distortion[c], macs)
+            c: cls(ScoreTable(tuple(names), designs, np.maximum(contributions[c], 0.0)), c, distortion[c], macs,
+                   margins=margins)
             for c in compensations
         }
 

@@ -97,7 +97,7 @@ def test_confirmation_rounds_bisect_towards_each_target():
     scores = problem.score(front[0])
     assert np.all(np.diff(front[1][np.argsort(scores)]) <= 1e-9)  # more score, less energy along the front
     assert targets(2.0, (0.5, 1.0, 3.0)) == [0.5, 1.0, 2.0]
-    problem.fit_drop_map = lambda X, d: None
+    problem.fit_drop_map = lambda X, d, *rest: None
     jobs = round_jobs(problem, front, [], 90.0, [0.5, 1.0], 10, "none", 1)
     assert 1 <= len(jobs) <= 2 and all(j.role == CANDIDATE and j.round == 1 for j in jobs)
     assert len(round_jobs(problem, front, [], 90.0, [0.5, 1.0], 1, "none", 1)) == 1

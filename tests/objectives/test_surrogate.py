@@ -7,7 +7,7 @@ import pytest
 
 from dse.cli import main
 from multipliers import Zoo
-from objectives.distortion import DropMap, NetworkSurrogate, ScoreTable
+from objectives.distortion import NetworkSurrogate, ScoreTable
 from objectives.distortion.operands import collect_operands
 from objectives.distortion.validation import compare_distortion, summarise
 
@@ -54,27 +54,6 @@ def test_score_table_is_a_gather_and_sum():
         table.score(population[:, :2])
 
 
-def test_drop_map_is_monotone_and_zero_at_zero():
-    scores = np.array([0.1, 1.0, 10.0, 100.0, 1000.0])
-    drops = np.array([0.0, 0.5, 0.3, 5.0, 60.0])  # one noisy inversion
-    fitted = DropMap.fit(scores, drops)
-    grid = np.logspace(-3, 4, 200)
-    predicted = fitted(grid)
-    assert np.all(np.diff(predicted) >= -1e-12)
-    assert fitted(np.array([0.0]))[0] == 0.0
-    assert predicted[-1] == pytest.approx(60.0)
-
-
-def test_drop_map_stays_at_chance_once_the_fitted_drops_reach_it():
-    scores = np.array([1.0, 10.0, 100.0, 1000.0, 10000.0])
-    drops = np.array([1.0, 20.0, 71.5, 72.0, 70.9])  # 70.9: exact top-1 80.9 falls to 10% (10 classes)
-    fitted = DropMap.fit(scores, drops, ceiling=70.9)
-    assert fitted(np.array([100.0, 1000.0, 1e5])).tolist() == pytest.approx([70.9, 70.9, 70.9])
-    assert fitted(np.array([10.0]))[0] == pytest.approx(20.0) and fitted(np.array([50.0]))[0] < 70.9
-    free = DropMap.fit(scores, drops)  # without the ceiling: the pooled block's mean, reached at its mean score
-    assert free(np.array([100.0]))[0] < free(np.array([1e5]))[0] == pytest.approx(np.mean([71.5, 72.0, 70.9]))
-
-
 def test_surrogate_ranks_real_drops_and_survives_save_and_reload(digits, tmp_path):
     from objectives.distortion.cache import fit_drop_map
 
@@ -98,6 +77,11 @@ def test_surrogate_ranks_real_drops_and_survives_save_and_reload(digits, tmp_pat
     population = np.random.default_rng(1).integers(0, len(designs), size=(64, len(qnet.layers)))
     assert np.array_equal(reloaded.score(population), surrogate.score(population))
     assert np.array_equal(reloaded.predict_drop(population), surrogate.predict_drop(population))
+    for a, b in zip(reloaded.predict_interval(population), surrogate.predict_interval(population)):
+        assert np.array_equal(a, b)
+    low, high = surrogate.predict_interval(population)
+    predicted = surrogate.predict_drop(population)
+    assert np.all(low <= predicted + 1e-12) and np.all(predicted <= high + 1e-12)
     assert reloaded.distortion.keys() == surrogate.distortion.keys()
     row = reloaded.indices({qnet_layer: "trunc_s_t8" for qnet_layer in list(qnet.layers)[:2]})
     assert row.tolist()[:2] == [position["trunc_s_t8"]] * 2 and row[2] == exact
