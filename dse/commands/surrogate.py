@@ -235,9 +235,11 @@ def predict_command(args: argparse.Namespace) -> int:
             raise UserError(f"{args.assign}: {str(error).strip(chr(39) + chr(34))}") from None
     score = float(surrogate.score(row[None])[0])
     drop = float(surrogate.predict_drop(row[None])[0])
+    low, high = (float(v[0]) for v in surrogate.predict_interval(row[None]))
     if args.json:
-        print(json.dumps({"predicted_drop": drop, "score": score, "compensation": args.compensate}))
+        print(json.dumps({"predicted_drop": drop, "predicted_drop_low": low, "predicted_drop_high": high, "score": score,
+                          "compensation": args.compensate}))
     else:
-        print(f"{network.name} with {args.assign}: predicted top-1 drop {drop:.2f} points "
-              f"(score {score:.3g}, {args.compensate} compensation)")
+        print(f"{network.name} with {args.assign}: predicted top-1 drop {drop:.2f} points, 80% interval "
+              f"[{low:.2f}, {high:.2f}] on {args.limit} images (score {score:.3g}, {args.compensate} compensation)")
     return 0

@@ -118,15 +118,26 @@ def predicted_vs_measured(front: Front) -> bytes:
     """Predicted against measured top-1 drop of every measurement the search predicted."""
     figure = _figure(5.0, 5.0)
     axes = figure.add_subplot()
-    pairs = np.array([[p.predicted_drop, p.drop] for p in front.measured if p.predicted_drop is not None]).reshape(-1, 2)
+    shown = [p for p in front.measured if p.predicted_drop is not None]
+    pairs = np.array([[p.predicted_drop, p.drop] for p in shown]).reshape(-1, 2)
     if len(pairs):
-        roles = [p.role for p in front.measured if p.predicted_drop is not None]
+        roles = [p.role for p in shown]
         for role, marker in (("calibration", "s"), ("candidate", "o")):
             sel = np.array([r == role for r in roles])
             if sel.any():
                 axes.plot(pairs[sel, 0], pairs[sel, 1], marker, mfc="none", label=role)
+        with_interval = [i for i, p in enumerate(shown) if p.predicted_drop_low is not None and p.predicted_drop_high is not None]
+        if with_interval:
+            centre = pairs[with_interval, 0]
+            low = np.array([shown[i].predicted_drop_low for i in with_interval])
+            high = np.array([shown[i].predicted_drop_high for i in with_interval])
+            axes.errorbar(centre, pairs[with_interval, 1], xerr=[np.maximum(centre - low, 0), np.maximum(high - centre, 0)],
+                          fmt="none", ecolor="0.6", lw=0.8, capsize=2, label="predicted 80% interval")
         hi = max(1.0, float(np.nanmax(pairs)) * 1.05)
         axes.plot([0, hi], [0, hi], "k--", lw=0.8, label="measured = predicted")
+        axes.fill_between([0, hi], [-1, hi - 1], [1, hi + 1], color="0.9", zorder=0, label="within 1 point")
+        axes.set_xlim(0, hi)
+        axes.set_ylim(min(0.0, float(np.nanmin(pairs[:, 1])) - 0.1), hi)
         axes.legend(fontsize=8)
     axes.set_xlabel("predicted top-1 drop (points)")
     axes.set_ylabel("measured top-1 drop (points)")

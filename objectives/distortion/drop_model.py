@@ -185,8 +185,12 @@ class DropModel:
             error = np.where(saturated, np.minimum(predicted - d, 0.0), predicted - d)
             return np.append(error * weight, (p[1] - 1.0) / GAMMA_PRIOR)
 
+        # a coarse scan of kappa first: far from the data the curve is flat (every prediction 0, or at chance)
+        # and a local fit would stay there
         start = _start(curve, s, d, saturated)
-        fit = least_squares(residuals, np.array([start, 1.0]), loss="soft_l1", f_scale=1.0)
+        scan = start + np.linspace(-12.0, 12.0, 97)
+        cost = [float(np.sum(_soft_l1(residuals(np.array([k, 1.0]))))) for k in scan]
+        fit = least_squares(residuals, np.array([scan[int(np.argmin(cost))], 1.0]), loss="soft_l1", f_scale=1.0)
         log_kappa, gamma = float(fit.x[0]), float(np.clip(fit.x[1], 0.25, 4.0))
         model = cls(curve, log_kappa, gamma, SPREAD_PRIOR, ceiling, images)
         return cls(curve, log_kappa, gamma, model._spread(s * curve.classes, d, saturated), ceiling, images)
@@ -218,6 +222,11 @@ class DropModel:
         """The fitted numbers (the curve is saved with the surrogate's arrays)."""
         return {"log_kappa": self.log_kappa, "gamma": self.gamma, "spread": self.spread, "ceiling": self.ceiling,
                 "images": self.images}
+
+
+def _soft_l1(r: np.ndarray) -> np.ndarray:
+    """The robust loss least_squares minimises (``loss="soft_l1"``, ``f_scale=1``)."""
+    return 2.0 * (np.sqrt(1.0 + r**2) - 1.0)
 
 
 def _start(curve: MarginCurve, s: np.ndarray, d: np.ndarray, saturated: np.ndarray) -> float:

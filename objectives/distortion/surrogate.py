@@ -235,7 +235,6 @@ class NetworkSurrogate:
                 layer_errors, moments = by_tuning[compensated]
                 parts = [_error_parts(mo, compensation) for mo in moments]
                 bias, gain, residual = (np.concatenate([p[i] for p in parts], axis=1) for i in range(3))
-                contributions[compensation][li] = sensitivities[name].logit_error(bias, gain, residual)
                 for level in LEVELS:
                     if level == "weight-aware":
                         predicted = sum(op.m * _energy_per_row(mo, compensation) for op, mo in zip(operands[name], moments))
@@ -243,6 +242,7 @@ class NetworkSurrogate:
                         predicted = sum(
                             predict_error_energy(op, layer_errors, level, compensation) for op in operands[name])
                     distortion[compensation][level][li] = relative_distortion(predicted, max(energy[name], 1e-300))
+                contributions[compensation][li] = sensitivities[name].logit_error(bias, gain, residual)
         designs = tuple(m.name for m in multipliers)
         macs = np.array([qnet.layers[name].macs for name in names], dtype=np.float64)
         return {

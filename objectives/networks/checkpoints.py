@@ -5,7 +5,7 @@ from __future__ import annotations
 import pickle
 import warnings
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from ..errors import CheckpointError
 
@@ -149,3 +149,36 @@ def _find_state_dict(loaded: Any) -> dict[str, Any] | None:
 
 def _strip(key: str) -> str:
     return key[len("module."):] if key.startswith("module.") else key
+
+
+def trained_weights(model: Any, what: str, shipped: Path | None, cached: Path, train: Callable[[Any], None]) -> Any:
+    """``model`` with its trained weights: the ``shipped`` file, else the ``cached`` one, else ``train`` (then cached).
+
+    A damaged cache (a disk that filled up, a copy cut short) is trained again; a cache that cannot be written
+    costs the next run the training again, no more.
+    """
+    import logging
+
+    import torch
+
+    from ..atomic_file import write_atomically
+
+    logger = logging.getLogger(__name__)
+    if shipped is not None and shipped.is_file():
+        load_into(model, read_state_dict(shipped), what)
+        return model.eval()
+    if cached.is_file():
+        try:
+            load_into(model, read_state_dict(cached), what)
+            return model.eval()
+        except CheckpointError as error:
+            logger.warning("the cached %s weights are unusable (%s); training them again", what, error)
+    train(model)
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(cached, lambda handle: torch.save(model.state_dict(), handle))
+        logger.info("cached %s weights in %s", what, cached)
+    except OSError as error:
+        logger.warning("cannot cache the %s weights in %s (%s); they are trained again next time",
+                       what, cached, error.strerror or error)
+    return model.eval()

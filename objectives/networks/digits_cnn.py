@@ -1,4 +1,4 @@
-"""A small CNN for scikit-learn's bundled 8x8 digits, trained on first use and cached on disk."""
+"""A small CNN for scikit-learn's bundled 8x8 digits: weights shipped with the package (or trained and cached)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..atomic_file import write_atomically
-from ..errors import CheckpointError
 from ..paths import cache_dir
-from .checkpoints import load_into, read_state_dict
+from .checkpoints import trained_weights
 
 logger = logging.getLogger(__name__)
 
@@ -50,25 +48,19 @@ def cache_path() -> Path:
     return cache_dir() / f"digits-cnn-v{VERSION}-seed{SEED}.pt"
 
 
-def pretrained_digits_cnn() -> DigitsCNN:
-    """The trained network: loaded from the cache, or trained (seconds) and cached."""
-    model = DigitsCNN()
-    path = cache_path()
-    if path.is_file():
-        try:
-            load_into(model, read_state_dict(path), "digits-cnn")
-            return model.eval()
-        except CheckpointError as error:  # a damaged cache (a disk that filled up, a copy cut short): train again
-            logger.warning("the cached digits-cnn weights are unusable (%s); training them again", error)
-    train(model)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(path, lambda handle: torch.save(model.state_dict(), handle))
-        logger.info("cached digits-cnn weights in %s", path)
-    except OSError as error:  # a full or read-only cache costs the next run a few seconds of training, no more
-        logger.warning("cannot cache the digits-cnn weights in %s (%s); they are trained again next time",
-                       path, error.strerror or error)
-    return model.eval()
+def shipped_path() -> Path:
+    """The weights as :func:`train` made them, shipped with the package (a few hundred KB)."""
+    return Path(__file__).parent / "weights" / f"digits-cnn-v{VERSION}-seed{SEED}.pt"
+
+
+def pretrained_digits_cnn(shipped: bool = True) -> DigitsCNN:
+    """The trained network: the shipped weights (``shipped``), else loaded from the cache, else trained and cached.
+
+    The shipped weights are what :func:`train` gives on torch 2.14 (x86-64); training elsewhere (another torch,
+    another CPU's float kernels) can differ in the last bits and so move every figure of a study: shipping them
+    makes the built-in studies the same network everywhere.
+    """
+    return trained_weights(DigitsCNN(), "digits-cnn", shipped_path() if shipped else None, cache_path(), train)
 
 
 def train(model: DigitsCNN) -> None:

@@ -101,3 +101,25 @@ def test_confirmation_rounds_bisect_towards_each_target():
     jobs = round_jobs(problem, front, [], 90.0, [0.5, 1.0], 10, "none", 1)
     assert 1 <= len(jobs) <= 2 and all(j.role == CANDIDATE and j.round == 1 for j in jobs)
     assert len(round_jobs(problem, front, [], 90.0, [0.5, 1.0], 1, "none", 1)) == 1
+
+
+def test_the_predicted_interval_goes_from_the_job_to_every_rendering():
+    names = [m.name for m in candidates(count=3)]
+    store = ConfirmStore(open_study(optuna.storages.InMemoryStorage(), "t", "confirm", ["energy", "drop"]), NAMES, names)
+    result = {"top1": 90.0, "top5": 99.0, "images": 100, "seconds": 1.0}
+    store.record(Job({n: names[0] for n in NAMES}, "none", BASELINE, 0.0, 100.0, 0.0), result, 90.0)
+    store.record(Job({n: names[1] for n in NAMES}, "none", CALIBRATION, None, 70.0, 20.0), {**result, "top1": 89.8}, 90.0)
+    job = Job({n: names[2] for n in NAMES}, "none", CANDIDATE, 0.6, 60.0, 25.0, 3, 1, predicted_interval=(0.1, 1.4))
+    store.record(job, {**result, "top1": 89.5}, 90.0)
+    assert store.measurements()[job.key].predicted_interval == (0.1, 1.4)
+    front = compute_front("t", store, np.zeros((0, 2)), 2.0, [1.0])
+    by_role = {p.role: p for p in front.points}
+    candidate, calibration = by_role[CANDIDATE], by_role[CALIBRATION]
+    assert (candidate.predicted_drop_low, candidate.predicted_drop_high) == (0.1, 1.4)
+    assert calibration.predicted_drop_low is None and calibration.predicted_text() == "-"
+    assert "0.60 [0.10, 1.40]" in front_table(front)
+    record = next(p for p in json.loads(front_json(front)) if p["role"] == CANDIDATE)
+    assert (record["predicted_drop_low"], record["predicted_drop_high"]) == (0.1, 1.4)
+    rows = {r["role"]: r for r in csv.DictReader(io.StringIO(front_csv(front)))}
+    assert (rows[CANDIDATE]["predicted_drop_low"], rows[CANDIDATE]["predicted_drop_high"]) == ("0.1", "1.4")
+    assert rows[CALIBRATION]["predicted_drop_low"] == ""

@@ -71,6 +71,8 @@ def test_front_json_csv_and_table(study, capsys):
     layers = [layer["name"] for layer in json.loads((folder / "layers.json").read_text())]
     for p in points:
         assert {"energy_saving", "top1", "drop", "predicted_drop", "assignment", "mac_saving", "distinct"} <= set(p)
+        if p["role"] == "candidate":  # measured because the surrogate predicted it: with the prediction's interval
+            assert p["predicted_drop_low"] <= p["predicted_drop"] <= p["predicted_drop_high"]
         assert set(p["assignment"]) == set(layers)
         assert 0 <= p["drop"] <= 2.0 and 0 < p["mac_saving"] < p["energy_saving"] or p["energy_saving"] == 0
     code, out, _ = run(capsys, "front", folder, "--csv", "--no-plots")

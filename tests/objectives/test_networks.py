@@ -69,16 +69,20 @@ def test_cifar_resnet_depths_build():
         assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
 
 
-def test_digits_cnn_is_trained_once_and_cached(digits):
+def test_digits_cnn_comes_with_its_weights_or_is_trained_once_and_cached(digits, tmp_path, monkeypatch):
     from objectives.evaluate import evaluate
-    from objectives.networks.digits_cnn import cache_path
+    from objectives.networks.digits_cnn import cache_path, pretrained_digits_cnn, shipped_path
 
-    network, data = digits
-    assert cache_path().is_file()
-    again = get_network("digits-cnn")  # loads from the cache
-    for a, b in zip(network.model.state_dict().values(), again.model.state_dict().values()):
-        assert torch.equal(a, b)
+    network, data = digits  # the shipped weights: nothing trained, nothing cached
+    assert shipped_path().is_file() and not cache_path().exists()
     assert evaluate(network.model, data, progress=False).top1 >= 95.0
+    monkeypatch.setenv("DSE_CACHE", str(tmp_path))
+    trained = pretrained_digits_cnn(shipped=False)  # without them: trained (seconds) and cached
+    assert cache_path().is_file()
+    again = pretrained_digits_cnn(shipped=False)  # loads from the cache
+    for a, b in zip(trained.state_dict().values(), again.state_dict().values()):
+        assert torch.equal(a, b)
+    assert evaluate(trained, data, progress=False).top1 >= 95.0
 
 
 def test_digits_cnn_training_does_not_depend_on_the_callers_random_state(monkeypatch):

@@ -107,6 +107,7 @@ def test_distortion_and_predict_commands(tmp_path, capsys, monkeypatch):
     assert main(argv) == 0  # the second run loads the cached surrogate and drop map
     assert json.loads(capsys.readouterr().out) == first
     assert first["predicted_drop"] >= 0
+    assert first["predicted_drop_low"] <= first["predicted_drop"] <= first["predicted_drop_high"]
 
     assign.write_text(json.dumps({"conv1": "trunc_u_t8"}))
     assert main(argv) == 2
