@@ -151,11 +151,18 @@ def _strip(key: str) -> str:
     return key[len("module."):] if key.startswith("module.") else key
 
 
-def trained_weights(model: Any, what: str, shipped: Path | None, cached: Path, train: Callable[[Any], None]) -> Any:
-    """``model`` with its trained weights: the ``shipped`` file, else the ``cached`` one, else ``train`` (then cached).
+#: The built-in networks' trained weights, shipped with the package (a few hundred KB in all).
+SHIPPED = Path(__file__).parent / "weights"
 
-    A damaged cache (a disk that filled up, a copy cut short) is trained again; a cache that cannot be written
-    costs the next run the training again, no more.
+
+def trained_weights(model: Any, what: str, cached: Path, train: Callable[[Any], None], shipped: bool = True) -> Any:
+    """``model`` with its trained weights: the file of ``cached``'s name in :data:`SHIPPED` (``shipped``), else
+    ``cached``, else ``train`` (then cached).
+
+    The shipped weights are what ``train`` gives on torch 2.14 (x86-64); training elsewhere (another torch, another
+    CPU's float kernels) can differ in the last bits and so move every figure of a study: shipping them makes the
+    built-in studies the same network everywhere. A damaged cache (a disk that filled up, a copy cut short) is
+    trained again; a cache that cannot be written costs the next run the training again, no more.
     """
     import logging
 
@@ -164,8 +171,8 @@ def trained_weights(model: Any, what: str, shipped: Path | None, cached: Path, t
     from ..atomic_file import write_atomically
 
     logger = logging.getLogger(__name__)
-    if shipped is not None and shipped.is_file():
-        load_into(model, read_state_dict(shipped), what)
+    if shipped and (SHIPPED / cached.name).is_file():
+        load_into(model, read_state_dict(SHIPPED / cached.name), what)
         return model.eval()
     if cached.is_file():
         try:

@@ -48,19 +48,9 @@ def cache_path() -> Path:
     return cache_dir() / f"digits-cnn-v{VERSION}-seed{SEED}.pt"
 
 
-def shipped_path() -> Path:
-    """The weights as :func:`train` made them, shipped with the package (a few hundred KB)."""
-    return Path(__file__).parent / "weights" / f"digits-cnn-v{VERSION}-seed{SEED}.pt"
-
-
 def pretrained_digits_cnn(shipped: bool = True) -> DigitsCNN:
-    """The trained network: the shipped weights (``shipped``), else loaded from the cache, else trained and cached.
-
-    The shipped weights are what :func:`train` gives on torch 2.14 (x86-64); training elsewhere (another torch,
-    another CPU's float kernels) can differ in the last bits and so move every figure of a study: shipping them
-    makes the built-in studies the same network everywhere.
-    """
-    return trained_weights(DigitsCNN(), "digits-cnn", shipped_path() if shipped else None, cache_path(), train)
+    """The trained network: the weights shipped with the package (``shipped``), else cached, else trained and cached."""
+    return trained_weights(DigitsCNN(), "digits-cnn", cache_path(), train, shipped)
 
 
 def train(model: DigitsCNN) -> None:

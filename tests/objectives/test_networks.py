@@ -71,10 +71,11 @@ def test_cifar_resnet_depths_build():
 
 def test_digits_cnn_comes_with_its_weights_or_is_trained_once_and_cached(digits, tmp_path, monkeypatch):
     from objectives.evaluate import evaluate
-    from objectives.networks.digits_cnn import cache_path, pretrained_digits_cnn, shipped_path
+    from objectives.networks.checkpoints import SHIPPED
+    from objectives.networks.digits_cnn import cache_path, pretrained_digits_cnn
 
     network, data = digits  # the shipped weights: nothing trained, nothing cached
-    assert shipped_path().is_file() and not cache_path().exists()
+    assert (SHIPPED / cache_path().name).is_file() and not cache_path().exists()
     assert evaluate(network.model, data, progress=False).top1 >= 95.0
     monkeypatch.setenv("DSE_CACHE", str(tmp_path))
     trained = pretrained_digits_cnn(shipped=False)  # without them: trained (seconds) and cached
