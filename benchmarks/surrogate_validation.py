@@ -168,6 +168,7 @@ class Bench:
         self.images = min(args.limit, len(self.target.data.labels)) if args.limit else len(self.target.data.labels)
         args.cache.mkdir(parents=True, exist_ok=True)
         self.exact_top1 = self.top1(np.full(len(self.surrogate.layer_names), self.surrogate.exact_index()))
+        self.surrogate.margins = self.target.margins(self.images, args.seed)  # as a study: on the measured images
         self.ceiling = self.exact_top1 - 100.0 / self.target.data.num_classes
         rows = self.surrogate.spread_assignments(args.map_points, seed=args.seed)
         drops = np.array([self.exact_top1 - self.top1(row) for row in rows])

@@ -48,6 +48,8 @@ SEARCH_JOB = "search"
 #: A run that has to continue from the storage more often than this within its storage patience (each time a
 #: connection failed in the middle of a write) gives up with one line.
 MAX_RESTARTS = 10
+#: The exact network's margin curve on the confirmation images (the drop model's), kept in the study folder.
+MARGINS_FILE = "margins.npz"
 
 #: (target, multipliers, compensation, cache folder, progress) -> surrogate; tests pass a stand-in.
 SurrogateFactory = Callable[["Target", list, str, Path, bool], "Surrogate"]
@@ -205,6 +207,8 @@ def _run_phases(config, directory, target, multipliers, storage, store, claims, 
         energy = study_energy_model(config, target, multipliers, directory, progress)
         surrogate = (surrogate_factory or build_surrogate)(target, multipliers, compensation, directory / "surrogate",
                                                            progress)
+        if hasattr(surrogate, "margins"):  # the drop model's margins on the images its drops are measured on
+            surrogate.margins = _confirmation_margins(config, target, directory)
     # compensation searched: the surrogate gives each (layer, design) its best one (dse.study.searched), no genes
     encoding = Encoding.build(target.approximated, names, config.grouping.groups, config.grouping.max_distinct)
     problem = AssignmentProblem(encoding, energy, surrogate, config.constraints.max_drop, config.objectives.area)
@@ -320,6 +324,24 @@ def _check_alone(claims: Claims) -> None:
             f"another dse run (process {pids}) is working on this study; wait for it or stop it, "
             "or start every process with --worker (on a journal file or database storage) to share the work"
         )
+
+
+def _confirmation_margins(config: StudyConfig, target: "Target", directory: Path) -> Any:
+    """The exact network's margin curve on the confirmation images: read from the study folder, or measured (one exact
+    inference) and kept there; a damaged file is measured again."""
+    from objectives.atomic_file import write_atomically
+    from objectives.distortion.drop_model import MarginCurve
+
+    path = directory / MARGINS_FILE
+    if path.is_file():
+        try:
+            with np.load(path) as data:
+                return MarginCurve(data["sigmas"], data["drops"], int(data["classes"]))
+        except Exception as error:  # noqa: BLE001 - numpy and zipfile raise many kinds on damaged files
+            logger.warning("the margin curve in %s is unusable (%s); measuring it again", path, error)
+    curve = target.margins(config.confirmation.images, config.search.seed)
+    write_atomically(path, lambda f: np.savez(f, sigmas=curve.sigmas, drops=curve.drops, classes=curve.classes))
+    return curve
 
 
 def _greedy(problem: "AssignmentProblem") -> np.ndarray:

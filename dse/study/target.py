@@ -62,6 +62,14 @@ class Target:
             result = evaluate(self.qnet, data, limit, self.config.data.batch_size, progress=progress)
         return {**result.as_dict(), "hits": base64.b64encode(result.hits).decode("ascii")}
 
+    def margins(self, images: int | None, seed: int = 0) -> Any:
+        """The exact network's margin curve (:mod:`objectives.distortion.drop_model`) on the ``images`` test images
+        a confirmation measures (0 or None: all)."""
+        from objectives.distortion.drop_model import margins_on
+
+        with objective_errors():
+            return margins_on(self.qnet, self.data.limited(images or None), seed)
+
     def held_out_images(self, images: int | None) -> int:
         """How many test images a confirmation on ``images`` of them (0 or None: all) leaves out."""
         return len(self.data.held_out(images or None))

@@ -30,9 +30,13 @@ def fit_drop_map(
     """Measure ``points`` spread assignments with real inference and fit the surrogate's drop map.
 
     ``designs`` are the multipliers the surrogate was built with (imported ones included);
-    ``classes`` bounds the drop by the fall to chance accuracy (100 / classes).
+    ``classes`` bounds the drop by the fall to chance accuracy (100 / classes). The margin curve is taken
+    on the evaluation images first (the drops are measured there).
     """
     from ..evaluate import evaluate
+    from .drop_model import margins_on
+
+    surrogate.margins = margins_on(qnet, evaluation, seed)
 
     by_name = {m.name: m for m in designs}
     assignments = surrogate.spread_assignments(points, seed=seed)

@@ -4,9 +4,13 @@ The score of an assignment is the predicted logit error power E||d logits||^2 pe
 (:mod:`.network_score`). How much top-1 accuracy such an error costs depends on how close the
 network's decisions are: an image whose winning logit leads the runner-up by a margin far above the
 error keeps its class, one within the error may flip. :class:`MarginCurve` measures that once per
-network from the exact network's own logits on the calibration images: the expected drop when
-isotropic Gaussian noise of standard deviation sigma is added to every logit (a Monte-Carlo average
-over fixed draws, so it is smooth and deterministic). Its shape is the physics of the step from
+network from the exact network's own logits: the expected drop when isotropic Gaussian noise of
+standard deviation sigma is added to every logit (a Monte-Carlo average over fixed draws, so it is
+smooth and deterministic). The surrogate first takes it on the calibration images; where the drops
+are measured (a study's confirmation images, a benchmark's) :func:`margins_on` takes it on those very
+images, whose near-ties are the ones that flip (the calibration slice of the built-in digits networks
+is training data, classified with wide margins: its curve says a small error costs nothing, while on
+the test digits a few borderline images flip under any error). Its shape is the physics of the step from
 logit errors to accuracy: linear in sigma while errors are small (the density of margins near
 zero), saturating at chance.
 
@@ -31,6 +35,7 @@ measured drops can be (an assignment that happens to classify an image more than
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -97,6 +102,27 @@ class MarginCurve:
         d0, d1 = self.drops[i - 1], self.drops[i]
         x0, x1 = np.log(self.sigmas[i - 1]), np.log(self.sigmas[i])
         return float(np.exp(x0 + (x1 - x0) * (drop - d0) / (d1 - d0))) if d1 > d0 else float(self.sigmas[i])
+
+
+def margins_on(qnet: Any, dataset: Any, seed: int = 0) -> MarginCurve:
+    """The margin curve of the exact quantised network ``qnet`` on ``dataset`` (its assignment is kept)."""
+    import torch
+
+    from ..evaluate import batches
+
+    saved = dict(qnet.assignment), qnet.compensation, dict(qnet.injection)
+    qnet.reset()
+    try:
+        logits, labels = [], []
+        with torch.no_grad():
+            for x, y in batches(dataset, qnet.batch_size, progress=False):
+                logits.append(qnet(x).double().cpu().numpy())
+                labels.append(np.asarray(y).reshape(-1))
+    finally:
+        assignment, compensation, injection = saved
+        qnet.set_assignment(assignment, compensation)
+        qnet.set_injection(injection)
+    return MarginCurve.from_logits(np.concatenate(logits), np.concatenate(labels), seed=seed)
 
 
 @dataclass(frozen=True)

@@ -187,3 +187,25 @@ def test_command_line_starts_without_heavy_imports():
         "assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+def test_the_drop_model_takes_its_margins_on_the_confirmation_images(study, tmp_path, caplog):
+    from types import SimpleNamespace
+
+    from dse.study.config import load_study
+    from dse.study.runner import MARGINS_FILE, _confirmation_margins
+    from objectives.distortion import MarginCurve
+
+    folder, _ = study
+    with np.load(folder / MARGINS_FILE) as data:
+        kept = MarginCurve(data["sigmas"], data["drops"], int(data["classes"]))
+    assert kept.classes == 10 and np.all(np.diff(kept.drops) >= 0) and kept.drops[-1] > 50
+    config = load_study(folder / "study.toml")
+    calls = []
+    fresh = MarginCurve(np.array([1.0, 2.0]), np.array([0.0, 5.0]), 10)
+    target = SimpleNamespace(margins=lambda images, seed: calls.append(images) or fresh)
+    (tmp_path / MARGINS_FILE).write_bytes(b"PK\x03\x04 cut short")  # a damaged copy: measured again, and rewritten
+    again = _confirmation_margins(config, target, tmp_path)
+    assert calls == [config.confirmation.images] and np.array_equal(again.drops, fresh.drops)
+    assert "unusable" in caplog.text
+    assert np.array_equal(_confirmation_margins(config, target, tmp_path).sigmas, fresh.sigmas) and len(calls) == 1

@@ -120,3 +120,28 @@ def test_noise_in_the_last_layer_drops_accuracy_as_the_margin_curve_says():
         predicted = curve(np.array([sigma]))[0]
         assert predicted > 1.0  # a drop worth measuring (2 and 35 points here)
         assert np.mean(drops) == pytest.approx(predicted, abs=max(1.0, 0.2 * predicted)), (sigma, drops, predicted)
+
+
+def test_margins_on_a_data_set_are_the_exact_networks_and_keep_the_assignment():
+    import torch
+
+    from multipliers import Zoo
+    from objectives.data import load_data
+    from objectives.distortion.drop_model import margins_on
+    from objectives.evaluate import batches
+    from objectives.networks import get_network
+    from objectives.quantize import quantize
+
+    network = get_network("digits-cnn")
+    data = load_data(network, calibration_size=64)
+    qnet = quantize(network.model, data.calibration, network.input_shape, "int8", name=network.name)
+    evaluation = data.limited(200)
+    exact = [(qnet(x).double().numpy(), y.numpy()) for x, y in batches(evaluation, 256, progress=False)]
+    qnet.set_assignment({"conv2": Zoo.default()["trunc_s_t8"]}, compensation="bias")
+    curve = margins_on(qnet, evaluation, seed=4)
+    expected = MarginCurve.from_logits(np.concatenate([z for z, _ in exact]), np.concatenate([y for _, y in exact]), seed=4)
+    assert np.array_equal(curve.drops, expected.drops) and np.array_equal(curve.sigmas, expected.sigmas)
+    assert qnet.assignment["conv2"].name == "trunc_s_t8" and qnet.compensation == "bias"
+    with torch.no_grad():
+        assert not torch.equal(qnet(next(iter(batches(evaluation, 256, progress=False)))[0]).double(),
+                               torch.from_numpy(exact[0][0]))
