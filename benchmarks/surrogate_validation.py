@@ -77,7 +77,12 @@ def main() -> None:
 
     from scipy.stats import spearmanr
 
-    bench = Bench(args)
+    from dse.errors import UserError
+
+    try:
+        bench = Bench(args)
+    except UserError as error:  # a bad flag or study key: one line, as dse says it
+        raise SystemExit(f"surrogate_validation: {error}") from None
     surrogate = bench.surrogate
     n_layers = len(surrogate.layer_names)
     exact = surrogate.exact_index()
@@ -151,10 +156,8 @@ class Bench:
                 overrides.append(f"{key}={json.dumps(value)}")
         if args.tune_weights is not None:
             overrides.append(f"compensation.tune_weights={'true' if args.tune_weights else 'false'}")
-        if args.network and not args.weights:
+        if args.network and not args.weights:  # another network: not the study's checkpoint (its data stays)
             overrides.append('network.weights=""')
-        if args.network and not args.data:
-            overrides.append('data.test=""')
         self.config = load_study(args.study, overrides)
         self.args = args
         self.mode = self.config.compensation.mode
