@@ -27,7 +27,7 @@ the surrogate's 10 lowest predicted drops are among the 10 lowest measured); ove
 measured at <= 3 points of drop, the median |predicted - measured| and how often the measured drop
 lies in the predicted interval. The last line:
 
-    fidelity: spearman=<levels pool> top10=<hits> small_mae=<median abs error> n=<assignments <= 3 points>
+    fidelity: spearman=<levels pool> top10=<hits, - when skipped> small_mae=<median abs error> n=<assignments <= 3 points>
 
 Real evaluations are cached by assignment in ``--cache``, so a rerun measures only what it has not
 seen; ``--out`` writes every assignment with its score, predicted drop, interval and measured drop.
@@ -134,7 +134,7 @@ def main() -> None:
                 k: str(v) for k, v in vars(args).items()},
         }))
     spearman = results.get("levels", {}).get("spearman", float("nan"))
-    print(f"fidelity: spearman={spearman:.3f} top10={hits if hits is not None else 0} small_mae={small_mae:.2f} n={n}")
+    print(f"fidelity: spearman={spearman:.3f} top10={hits if hits is not None else '-'} small_mae={small_mae:.2f} n={n}")
 
 
 class Bench:
