@@ -146,7 +146,7 @@ class Bench:
         from dse.study.config import load_study
         from dse.study.searched import SEARCHED, build_study_surrogate
         from dse.study.target import build_target
-        from objectives.distortion.cache import surrogate_folder
+        from objectives.paths import cache_dir
 
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
         overrides = list(args.set)
@@ -165,8 +165,7 @@ class Bench:
         start = time.perf_counter()
         self.target = build_target(self.config)
         designs = self.target.multipliers
-        key = [self.config.digest(), "surrogate validation"]
-        folder = surrogate_folder(key, designs, self.mode, self.target.qnet.scheme).parent / "validation" / self.config.digest()[:16]
+        folder = cache_dir() / "surrogates" / "validation" / self.config.digest()[:16]  # keyed inside by design set
         self.surrogate = build_study_surrogate(self.target, designs, self.mode, folder)
         self.images = min(args.limit, len(self.target.data.labels)) if args.limit else len(self.target.data.labels)
         args.cache.mkdir(parents=True, exist_ok=True)

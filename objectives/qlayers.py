@@ -162,15 +162,8 @@ class QuantLayer:
         float64, except that an int8 layer's sums stay float32 when the kernel found them exact
         there (requantisation rounds the accumulator to float32 anyway: same result, two passes fewer).
         """
-        sums = self.arithmetic.sums(codes, self)
-        if self.noise is None and self.quant.scheme == "int8":
-            return sums
-        sums = sums.to(torch.float64)
-        if self.noise is not None:
-            sums = sums + self.noise(self, sums)
-        if self.quant.scheme == "uint8":
-            sums = self._remove_zero_point_terms_(sums, codes)
-        return sums
+        return exact_accumulator(self, self.arithmetic.sums(codes, self),
+                                 lambda sums: self._remove_zero_point_terms_(sums, codes))
 
     def products(self, codes: torch.Tensor, arithmetic: Arithmetic | None = None) -> torch.Tensor:
         """Sums over K of LUT products of raw codes, through ``arithmetic`` (default: the layer's)."""
@@ -342,3 +335,17 @@ class QuantLinear(QuantLayer, nn.Linear):
     def window_sums(self, codes: torch.Tensor) -> torch.Tensor:
         """Sum of each row's codes: (N, 1) float64."""
         return codes.to(torch.float64).sum(1, keepdim=True)
+
+
+def exact_accumulator(layer: Any, sums: torch.Tensor, remove_zero_points: Callable[[torch.Tensor], torch.Tensor]
+                      ) -> torch.Tensor:
+    """A layer's LUT-product sums as its exact accumulator: in float64 with the layer's injected error added and, for
+    uint8, its zero-point terms removed (``remove_zero_points``); int8 sums without injection as they are."""
+    if layer.noise is None and layer.quant.scheme == "int8":
+        return sums
+    sums = sums.to(torch.float64)
+    if layer.noise is not None:
+        sums = sums + layer.noise(layer, sums)
+    if layer.quant.scheme == "uint8":
+        sums = remove_zero_points(sums)
+    return sums

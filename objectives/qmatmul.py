@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from .kernels import get_kernel
+from .qlayers import exact_accumulator
 
 
 @dataclass(frozen=True)
@@ -111,15 +112,8 @@ class QuantMatmul(nn.Module):
 
     def accumulate(self, codes: MatmulCodes) -> torch.Tensor:
         """Exact integer accumulator (..., M, N): LUT-product sums, injected error, zero-point terms removed."""
-        sums = self.arithmetic.sums(codes.first.contiguous(), codes.second.contiguous())
-        if self.noise is None and self.quant.scheme == "int8":
-            return sums
-        sums = sums.to(torch.float64)
-        if self.noise is not None:
-            sums = sums + self.noise(self, sums)
-        if self.quant.scheme == "uint8":
-            sums = sums - self._zero_point_terms(codes)
-        return sums
+        return exact_accumulator(self, self.arithmetic.sums(codes.first.contiguous(), codes.second.contiguous()),
+                                 lambda sums: sums - self._zero_point_terms(codes))
 
     def requantize(self, acc: torch.Tensor) -> torch.Tensor:
         """Accumulator -> float32 output: the product of the operand scales, with compensation per head."""

@@ -43,9 +43,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .._record import NAME_PATTERN, CircuitSource, HardwareCost, InvalidDesignError, Multiplier
+from .._record import NAME_PATTERN, CircuitSource, InvalidDesignError, Multiplier
 from ..importing import ImportDesignError, library_signedness
 from . import cache
+from .precomputed import relative_cost
 from .activity import DEFAULT_SAMPLES, netlist_table, stream_energy
 from .liberty import liberty_text
 from .synthesis import SCRIPT, SynthesisError, SynthesisResult, cache_key, run_yosys, tool_version
@@ -173,17 +174,7 @@ def _design(request: CircuitRequest, text: str, record: dict[str, Any], tool: st
     lut = np.frombuffer(zlib.decompress(base64.b64decode(record["lut"])), dtype="<i4").reshape(256, 256)
     signed = bool(record["signed"])
     circuit = CircuitSource(str(request.path), text, record["module"], *record["ports"])
-    reference = _reference(signed, tool)
-    cost = HardwareCost(
-        METHOD,
-        area=record["transistors"] / reference["transistors"],
-        energy=record["energy"] / reference["energy"],
-        delay=record["depth"] / reference["depth"],
-        absolute={"transistors": record["transistors"], "cells": record["cell_count"], "logic_depth": record["depth"],
-                  "energy_pj": 0.2 * record["energy"] / reference["energy"]},
-        source=f"its circuit ({request.path.name}) through {tool}, generic transistor-count library; "
-               "activity-based energy, uniform operands",
-    )
+    cost = relative_cost(record, _reference(signed, tool), f"its circuit ({request.path.name}) through {tool}", METHOD)
     try:
         return Multiplier(record["name"], record["family"], signed, lut, costs={METHOD: cost}, source=record["source"],
                           circuit=circuit)

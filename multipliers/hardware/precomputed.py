@@ -76,15 +76,20 @@ def synthesis_cost(m: Multiplier) -> HardwareCost | None:
     reference = cost_table().get("reference", {}).get("signed" if m.signed else "unsigned")
     if not found or not reference:
         return None
+    return relative_cost(found, reference, cost_table().get("tool", "yosys"))
+
+
+def relative_cost(found: dict, reference: dict, how: str, method: str = METHOD) -> HardwareCost:
+    """A synthesis record (transistors, cells, depth, activity energy) as a ``method`` cost relative to the exact
+    multiplier's ``reference`` record; ``how`` names the flow in the cost's source."""
     return HardwareCost(
-        method=METHOD,
+        method=method,
         area=found["transistors"] / reference["transistors"],
         energy=found["energy"] / reference["energy"],
         delay=found["depth"] / reference["depth"],
         absolute={"transistors": found["transistors"], "cells": found["cell_count"], "logic_depth": found["depth"],
                   "energy_pj": 0.2 * found["energy"] / reference["energy"]},
-        source=f"{cost_table().get('tool', 'yosys')}, generic transistor-count library; "
-               "activity-based energy, uniform operands",
+        source=f"{how}, generic transistor-count library; activity-based energy, uniform operands",
     )
 
 

@@ -6,11 +6,11 @@ network's decisions are: an image whose winning logit leads the runner-up by a m
 error keeps its class, one within the error may flip. :class:`MarginCurve` measures that once per
 network from the exact network's own logits: the expected drop when isotropic Gaussian noise of
 standard deviation sigma is added to every logit (a Monte-Carlo average over fixed draws, so it is
-smooth and deterministic). The surrogate first takes it on the calibration images; where the drops
-are measured (a study's confirmation images, a benchmark's) :func:`margins_on` takes it on those very
-images, whose near-ties are the ones that flip (the calibration slice of the built-in digits networks
-is training data, classified with wide margins: its curve says a small error costs nothing, while on
-the test digits a few borderline images flip under any error). Its shape is the physics of the step from
+smooth and deterministic). :func:`margins_on` takes it on the images the drops are measured on (a
+study's confirmation images, ``dse predict``'s and a benchmark's evaluation images), whose near-ties
+are the ones that flip: taken on the calibration slice of the built-in digits networks, which is
+training data classified with wide margins, it said a small error costs nothing, while on the test
+digits a few borderline images flip under any error. Its shape is the physics of the step from
 logit errors to accuracy: linear in sigma while errors are small (the density of margins near
 zero), saturating at chance.
 
@@ -154,7 +154,7 @@ class DropModel:
         z = float(norm.ppf(0.5 + coverage / 2))
         sigma = self.sigma(scores)
         factor = np.exp(z * self.spread)
-        centre = self(scores)
+        centre = self._capped(self.curve(sigma))
         noise = z * self.measurement_noise(centre)
         down = np.hypot(centre - self._capped(self.curve(sigma / factor)), noise)
         up = np.hypot(self._capped(self.curve(sigma * factor)) - centre, noise)

@@ -121,11 +121,8 @@ def linearised_sensitivities(qnet: Any, max_images: int = 256, progress: bool = 
 def calibrate_by_injection(
     qnet: Any, sensitivities: dict[str, LayerSensitivity], output_energy: dict[str, float], seed: int = 0,
     max_images: int = 256, progress: bool = False,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Set each layer's factor: measured / linearised logit change under white noise in that layer alone.
-
-    Returns the exact network's logits on the images used (N, classes) and their labels (N,).
-    """
+) -> None:
+    """Set each layer's factor: measured / linearised logit change under white noise in that layer alone."""
     import torch
 
     from ..evaluate import batches
@@ -135,10 +132,7 @@ def calibrate_by_injection(
     qnet.reset()
     try:
         # logits to the CPU before any sum: bit-identical logits give identical factors on every device
-        reference, labels = [], []
-        for x, y in batches(data, qnet.batch_size, progress=False):
-            reference.append(qnet(x).double().cpu())
-            labels.append(np.asarray(y).reshape(-1))
+        reference = [qnet(x).double().cpu() for x, _ in batches(data, qnet.batch_size, progress=False)]
         names = list(qnet.layers)
         iterator = names
         if progress:
@@ -167,7 +161,6 @@ def calibrate_by_injection(
         assignment, compensation, injection = saved
         qnet.set_assignment(assignment, compensation)
         qnet.set_injection(injection)
-    return torch.cat(reference).numpy(), np.concatenate(labels)
 
 
 def _first_images(dataset: Any, n: int) -> Any:

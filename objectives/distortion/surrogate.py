@@ -2,9 +2,10 @@
 
 Built once per (network, design set, compensation, weight tuning) from calibration data:
 per-layer operand statistics (:mod:`.operands`), the weight-aware error model of every design
-in every layer (:mod:`.layer_model`), per-layer sensitivities (:mod:`.sensitivity`), the exact
-network's logit-margin curve, and the drop model through it from the predicted logit error to the
-top-1 drop with its interval (:mod:`.drop_model`), fitted on a few real evaluations.
+in every layer (:mod:`.layer_model`) and per-layer sensitivities (:mod:`.sensitivity`); then, given
+the exact network's logit-margin curve on the images the drops are measured on, the drop model from
+the predicted logit error to the top-1 drop with its interval (:mod:`.drop_model`), fitted on a few
+real evaluations.
 Saved to and reloaded from a folder, so a study pays for it once.
 """
 
@@ -43,7 +44,7 @@ class NetworkSurrogate:
     macs: np.ndarray  # (L,) per image
     drop_map: DropModel | None = None
     calibration_points: dict[str, list] = field(default_factory=dict)
-    margins: MarginCurve | None = None  # the exact network's drop under logit noise (calibration images)
+    margins: MarginCurve | None = None  # the exact network's drop under logit noise, on the evaluation images
 
     @property
     def layer_names(self) -> list[str]:
@@ -100,17 +101,18 @@ class NetworkSurrogate:
     @property
     def classes(self) -> int:
         """Classes of the network's output (from its margin curve)."""
+        return self._margins().classes
+
+    def _margins(self) -> MarginCurve:
         if self.margins is None:
-            raise RuntimeError("this surrogate has no margin curve (built by an older version): build it again")
-        return self.margins.classes
+            raise RuntimeError("the surrogate has no margin curve yet: set margins (drop_model.margins_on) first")
+        return self.margins
 
     def fit_drop_map(self, assignments: np.ndarray, measured_drops: np.ndarray, ceiling: float | None = None,
                      images: int | None = None) -> None:
         """Fit the score -> drop model on real evaluations on ``images`` images; ``ceiling``: the drop to chance."""
-        if self.margins is None:
-            raise RuntimeError("this surrogate has no margin curve (built by an older version): build it again")
         scores = self.score(assignments)
-        self.drop_map = DropModel.fit(self.margins, scores, np.asarray(measured_drops, dtype=np.float64), ceiling,
+        self.drop_map = DropModel.fit(self._margins(), scores, np.asarray(measured_drops, dtype=np.float64), ceiling,
                                       images)
         self.calibration_points = {"scores": scores.tolist(), "drops": np.asarray(measured_drops).tolist(),
                                    "assignments": np.asarray(assignments).tolist(), "ceiling": ceiling, "images": images}
@@ -211,8 +213,7 @@ class NetworkSurrogate:
         operands = collect_operands(qnet, seed=seed, progress=progress)
         sensitivities = linearised_sensitivities(qnet, progress=progress)
         energy = {name: sum(op.output_energy for op in ops) for name, ops in operands.items()}
-        logits, labels = calibrate_by_injection(qnet, sensitivities, energy, seed=seed, progress=progress)
-        margins = MarginCurve.from_logits(logits, labels, seed=seed)
+        calibrate_by_injection(qnet, sensitivities, energy, seed=seed, progress=progress)
         tuned = getattr(qnet, "weight_tuning", False)
         errors = None if tuned else error_tables(multipliers)  # with tuning, per layer below
         names = list(qnet.layers)
@@ -246,8 +247,7 @@ class NetworkSurrogate:
         designs = tuple(m.name for m in multipliers)
         macs = np.array([qnet.layers[name].macs for name in names], dtype=np.float64)
         return {
-            c: cls(ScoreTable(tuple(names), designs, np.maximum(contributions[c], 0.0)), c, distortion[c], macs,
-                   margins=margins)
+            c: cls(ScoreTable(tuple(names), designs, np.maximum(contributions[c], 0.0)), c, distortion[c], macs)
             for c in compensations
         }
 
