@@ -72,8 +72,8 @@ def cached_surrogate(
     if (folder / "surrogate.json").is_file():
         try:
             surrogate = NetworkSurrogate.load(folder)
-        except (OSError, ValueError, KeyError) as error:
-            logger.warning("ignoring unreadable cached surrogate in %s: %s", folder, error)
+        except Exception as error:  # noqa: BLE001 - numpy, zipfile and json raise many kinds on damaged files
+            logger.warning("ignoring unreadable cached surrogate in %s: %s: %s", folder, type(error).__name__, error)
     if surrogate is None:
         surrogate = NetworkSurrogate.build(qnet, designs, compensation, seed=seed, progress=progress)
         surrogate.save(folder)

@@ -106,6 +106,10 @@ def test_distortion_and_predict_commands(tmp_path, capsys, monkeypatch):
     first = json.loads(capsys.readouterr().out)
     assert main(argv) == 0  # the second run loads the cached surrogate and drop map
     assert json.loads(capsys.readouterr().out) == first
+    for cached in (tmp_path / "cache").rglob("surrogate.npz"):  # a copy cut short: built again, same prediction
+        cached.write_bytes(cached.read_bytes()[:200])
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out) == first
     assert first["predicted_drop"] >= 0
     assert first["predicted_drop_low"] <= first["predicted_drop"] <= first["predicted_drop_high"]
 
