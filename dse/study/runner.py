@@ -336,11 +336,13 @@ def _confirmation_margins(config: StudyConfig, target: "Target", directory: Path
     if path.is_file():
         try:
             with np.load(path) as data:
-                return MarginCurve(data["sigmas"], data["drops"], int(data["classes"]))
+                return MarginCurve(data["sigmas"], data["drops"], int(data["classes"]), data["flips"])
         except Exception as error:  # noqa: BLE001 - numpy and zipfile raise many kinds on damaged files
+            # (an older study's file without flip counts too)
             logger.warning("the margin curve in %s is unusable (%s); measuring it again", path, error)
     curve = target.margins(config.confirmation.images, config.search.seed)
-    write_atomically(path, lambda f: np.savez(f, sigmas=curve.sigmas, drops=curve.drops, classes=curve.classes))
+    flips = {} if curve.flips is None else {"flips": curve.flips}
+    write_atomically(path, lambda f: np.savez(f, sigmas=curve.sigmas, drops=curve.drops, classes=curve.classes, **flips))
     return curve
 
 

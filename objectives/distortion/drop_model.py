@@ -24,8 +24,11 @@ with its level.
 
 The interval says where a measurement of the assignment will fall. Two things spread it: the model's
 own error, a factor exp(s) in sigma (the score misjudges some assignments more than others), and the
-measurement's noise, which on N images is about sqrt(CHURN x 100 x (drop + 100 / N) / N) points (a
-drop of d points flips at least d N / 100 images; others flip both ways). ``s`` is the maximum-
+measurement's noise. A measured drop is the images an error flips to wrong less those it flips to
+right, and near-ties flip both ways: on ResNet-20's test images an error that costs 0 points flips
+about 3 % of them, one that costs 1 point 8 %. So the curve also counts the images whose top-1 hit
+changes, F(sigma) in % (:meth:`MarginCurve.flipped`), and a drop measured on N images has a standard
+error of sqrt(100 F / N) points (0.4 point at no drop on 2,000 images). ``s`` is the maximum-
 likelihood spread of the fitted points given both, with a prior (a factor of about 1.6 in sigma)
 worth :data:`PRIOR_POINTS` points, so that two or three residuals do not decide it alone. The
 interval's half-widths are the two parts added in quadrature; its low end may be negative, as
@@ -42,16 +45,18 @@ import numpy as np
 #: Monte-Carlo draws of logit noise per image, and the sigma grid (relative to the median margin).
 DRAWS = 32
 GRID = np.logspace(-3.0, 2.0, 101)
-#: Prior of the fit: gamma ~ 1 +- GAMMA_PRIOR; the spread in log sigma ~ SPREAD_PRIOR, worth PRIOR_POINTS points.
-GAMMA_PRIOR = 0.25
+#: Prior of the fit: gamma ~ 1 +- GAMMA_PRIOR (the score is the logit error power, measured proportional to it up
+#: to drops of 13 points on ResNet-20); the spread in log sigma ~ SPREAD_PRIOR, worth PRIOR_POINTS points.
+GAMMA_PRIOR = 0.1
 SPREAD_PRIOR = 0.5
 PRIOR_POINTS = 2.0
 #: Interval coverage reported by default (two-sided, central).
 COVERAGE = 0.8
-#: A fitted point's residual is scaled by ABSOLUTE_ERROR + RELATIVE_ERROR x its measured drop (points).
+#: A fitted point's residual is scaled by its measurement noise and RELATIVE_ERROR x its measured drop (in
+#: quadrature); ABSOLUTE_ERROR (points) stands for the noise where the images measured are unknown.
 ABSOLUTE_ERROR = 0.3
 RELATIVE_ERROR = 0.2
-#: Images that flip per net flip (both ways), in the measurement noise of a drop.
+#: Images whose hit changes per net flip, for a curve without flip counts (one built by hand).
 CHURN = 2.0
 
 
@@ -62,6 +67,7 @@ class MarginCurve:
     sigmas: np.ndarray  # (G,) increasing, > 0
     drops: np.ndarray  # (G,) non-decreasing, >= 0
     classes: int
+    flips: np.ndarray | None = None  # (G,) % of images whose top-1 hit changes, either way; None: not counted
 
     @classmethod
     def from_logits(cls, logits: np.ndarray, labels: np.ndarray, seed: int = 0, draws: int = DRAWS) -> "MarginCurve":
@@ -76,13 +82,17 @@ class MarginCurve:
         sigmas = scale * GRID
         rng = np.random.default_rng(seed)
         base = float(np.mean(z.argmax(axis=1) == y))
+        hit = z.argmax(axis=1) == y
         accuracy = np.zeros(len(sigmas))
+        changed = np.zeros(len(sigmas))
         for _ in range(draws):  # the same noise at every sigma (common random numbers): a smooth curve
             noise = rng.standard_normal(z.shape)
             for g, sigma in enumerate(sigmas):
-                accuracy[g] += np.mean((z + sigma * noise).argmax(axis=1) == y)
+                noisy = (z + sigma * noise).argmax(axis=1) == y
+                accuracy[g] += np.mean(noisy)
+                changed[g] += np.mean(noisy != hit)
         drops = np.maximum.accumulate(np.maximum(100.0 * (base - accuracy / draws), 0.0))
-        return cls(sigmas, drops, int(z.shape[1]))
+        return cls(sigmas, drops, int(z.shape[1]), np.maximum.accumulate(100.0 * changed / draws))
 
     def __call__(self, sigma: np.ndarray) -> np.ndarray:
         """Drop at each sigma: interpolated in log sigma, linear to 0 below the grid, flat above it."""
@@ -91,6 +101,20 @@ class MarginCurve:
         inside = np.interp(x, np.log(self.sigmas), self.drops)
         low = self.drops[0] * np.clip(sigma / self.sigmas[0], 0.0, 1.0)
         return np.where(sigma < self.sigmas[0], low, inside)
+
+    def flipped(self, sigma: np.ndarray) -> np.ndarray:
+        """% of images whose top-1 hit changes at each sigma, interpolated as the drop (CHURN x the drop when the
+        curve has no flip counts)."""
+        if self.flips is None:
+            return CHURN * self(sigma)
+        sigma = np.asarray(sigma, dtype=np.float64)
+        inside = np.interp(np.log(np.maximum(sigma, 1e-300)), np.log(self.sigmas), self.flips)
+        return np.where(sigma < self.sigmas[0], self.flips[0] * np.clip(sigma / self.sigmas[0], 0.0, 1.0), inside)
+
+    def noise(self, sigma: np.ndarray, images: int) -> np.ndarray:
+        """Standard error (points) of a drop measured on ``images`` images where the logits err by ``sigma``: each
+        image whose hit changes moves it by 100 / images points, one way or the other."""
+        return np.sqrt(100.0 * np.maximum(self.flipped(sigma), 100.0 / images) / images)
 
     def inverse(self, drop: float) -> float | None:
         """The smallest sigma at which the curve reaches ``drop`` (None beyond its range or at <= 0)."""
@@ -155,17 +179,16 @@ class DropModel:
         sigma = self.sigma(scores)
         factor = np.exp(z * self.spread)
         centre = self._capped(self.curve(sigma))
-        noise = z * self.measurement_noise(centre)
+        noise = z * self.measurement_noise(sigma)
         down = np.hypot(centre - self._capped(self.curve(sigma / factor)), noise)
         up = np.hypot(self._capped(self.curve(sigma * factor)) - centre, noise)
         return centre - down, self._capped(centre + up)
 
-    def measurement_noise(self, drops: np.ndarray) -> np.ndarray:
-        """Standard error (points) of a drop measured on :attr:`images` images; 0 when unknown."""
-        drops = np.maximum(np.asarray(drops, dtype=np.float64), 0.0)
-        if not self.images:
-            return np.zeros_like(drops)
-        return np.sqrt(CHURN * 100.0 * (drops + 100.0 / self.images) / self.images)
+    def measurement_noise(self, sigma: np.ndarray) -> np.ndarray:
+        """Standard error (points) of a drop measured on :attr:`images` images where the logits err by ``sigma``;
+        0 when the images are unknown."""
+        sigma = np.asarray(sigma, dtype=np.float64)
+        return self.curve.noise(sigma, self.images) if self.images else np.zeros_like(sigma)
 
     def inverse(self, drops: np.ndarray) -> np.ndarray:
         """The score the model puts at each drop (inf where the curve never reaches it, 0 at <= 0)."""
@@ -188,12 +211,11 @@ class DropModel:
             images: int | None = None) -> "DropModel":
         """Fit kappa and gamma on real evaluations (each assignment's score and measured drop on ``images`` images).
 
-        Least squares on the drops, each residual scaled by 0.3 + 0.2 x the measured drop (a point's
-        measurement noise at small drops, a relative error at large ones), with the prior on gamma
-        as one more residual; points at chance (``ceiling``) say only that the error is large.
+        Least squares on the drops, with the prior on gamma as one more residual; points at chance
+        (``ceiling``) say only that the error is large. Each residual is scaled by its measurement noise
+        and a relative error of 0.2 x the measured drop, in quadrature; the noise depends on the fitted
+        sigma, so a first fit with 0.3 point for it gives the scales of the second.
         """
-        from scipy.optimize import least_squares
-
         scores = np.asarray(scores, dtype=np.float64)
         drops = np.asarray(drops, dtype=np.float64)
         keep = scores > 0
@@ -202,22 +224,12 @@ class DropModel:
         s, d = scores[keep] / curve.classes, drops[keep]
         top = curve.drops[-1] if ceiling is None else min(curve.drops[-1], ceiling)
         saturated = d >= 0.95 * top
-        weight = 1.0 / (ABSOLUTE_ERROR + RELATIVE_ERROR * np.clip(d, 0.0, None))
         log_s = np.log(s)
-
-        def residuals(p: np.ndarray) -> np.ndarray:
-            predicted = np.minimum(curve(np.exp(0.5 * (p[0] + p[1] * log_s))), top)
-            # at chance, any prediction at or beyond it is right
-            error = np.where(saturated, np.minimum(predicted - d, 0.0), predicted - d)
-            return np.append(error * weight, (p[1] - 1.0) / GAMMA_PRIOR)
-
-        # a coarse scan of kappa first: far from the data the curve is flat (every prediction 0, or at chance)
-        # and a local fit would stay there
-        start = _start(curve, s, d, saturated)
-        scan = start + np.linspace(-12.0, 12.0, 97)
-        cost = [float(np.sum(_soft_l1(residuals(np.array([k, 1.0]))))) for k in scan]
-        fit = least_squares(residuals, np.array([scan[int(np.argmin(cost))], 1.0]), loss="soft_l1", f_scale=1.0)
-        log_kappa, gamma = float(fit.x[0]), float(np.clip(fit.x[1], 0.25, 4.0))
+        relative = RELATIVE_ERROR * np.clip(d, 0.0, None)
+        log_kappa, gamma = _solve(curve, log_s, d, saturated, top, 1.0 / (ABSOLUTE_ERROR + relative))
+        if images:
+            noise = curve.noise(np.exp(0.5 * (log_kappa + gamma * log_s)), images)
+            log_kappa, gamma = _solve(curve, log_s, d, saturated, top, 1.0 / np.hypot(noise, relative))
         model = cls(curve, log_kappa, gamma, SPREAD_PRIOR, ceiling, images)
         return cls(curve, log_kappa, gamma, model._spread(s * curve.classes, d, saturated), ceiling, images)
 
@@ -232,7 +244,7 @@ class DropModel:
         sigma = self.sigma(scores[keep])
         centre = self(scores[keep])
         residual = drops[keep] - centre
-        noise2 = self.measurement_noise(centre) ** 2
+        noise2 = self.measurement_noise(sigma) ** 2
         grid = np.exp(np.linspace(np.log(0.02), np.log(3.0), 200))
         best, best_ll = SPREAD_PRIOR, -np.inf
         for s in grid:
@@ -248,6 +260,26 @@ class DropModel:
         """The fitted numbers (the curve is saved with the surrogate's arrays)."""
         return {"log_kappa": self.log_kappa, "gamma": self.gamma, "spread": self.spread, "ceiling": self.ceiling,
                 "images": self.images}
+
+
+def _solve(curve: MarginCurve, log_s: np.ndarray, d: np.ndarray, saturated: np.ndarray, top: float,
+           weight: np.ndarray) -> tuple[float, float]:
+    """(log kappa, gamma) minimising the robust weighted residuals of the drops ``d`` at log scores ``log_s``."""
+    from scipy.optimize import least_squares
+
+    def residuals(p: np.ndarray) -> np.ndarray:
+        predicted = np.minimum(curve(np.exp(0.5 * (p[0] + p[1] * log_s))), top)
+        # at chance, any prediction at or beyond it is right
+        error = np.where(saturated, np.minimum(predicted - d, 0.0), predicted - d)
+        return np.append(error * weight, (p[1] - 1.0) / GAMMA_PRIOR)
+
+    # a coarse scan of kappa first: far from the data the curve is flat (every prediction 0, or at chance)
+    # and a local fit would stay there
+    start = _start(curve, np.exp(log_s), d, saturated)
+    scan = start + np.linspace(-12.0, 12.0, 97)
+    cost = [float(np.sum(_soft_l1(residuals(np.array([k, 1.0]))))) for k in scan]
+    fit = least_squares(residuals, np.array([scan[int(np.argmin(cost))], 1.0]), loss="soft_l1", f_scale=1.0)
+    return float(fit.x[0]), float(np.clip(fit.x[1], 0.25, 4.0))
 
 
 def _soft_l1(r: np.ndarray) -> np.ndarray:

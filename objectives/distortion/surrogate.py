@@ -141,6 +141,8 @@ class NetworkSurrogate:
         arrays.update({f"distortion_{level}": d for level, d in self.distortion.items()})
         if self.margins is not None:
             arrays.update(margin_sigmas=self.margins.sigmas, margin_drops=self.margins.drops)
+            if self.margins.flips is not None:
+                arrays.update(margin_flips=self.margins.flips)
         meta = {
             "format": FORMAT_VERSION,
             "layers": self.layer_names,
@@ -164,7 +166,8 @@ class NetworkSurrogate:
             arrays = {key: data[key] for key in data.files}
         margins = drop_map = None
         if "margin_sigmas" in arrays:
-            margins = MarginCurve(arrays["margin_sigmas"], arrays["margin_drops"], int(meta["classes"]))
+            margins = MarginCurve(arrays["margin_sigmas"], arrays["margin_drops"], int(meta["classes"]),
+                                  arrays.get("margin_flips"))
             if meta.get("drop_model"):
                 drop_map = DropModel(margins, **meta["drop_model"])
         return cls(

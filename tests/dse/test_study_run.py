@@ -198,14 +198,18 @@ def test_the_drop_model_takes_its_margins_on_the_confirmation_images(study, tmp_
 
     folder, _ = study
     with np.load(folder / MARGINS_FILE) as data:
-        kept = MarginCurve(data["sigmas"], data["drops"], int(data["classes"]))
+        kept = MarginCurve(data["sigmas"], data["drops"], int(data["classes"]), data["flips"])
     assert kept.classes == 10 and np.all(np.diff(kept.drops) >= 0) and kept.drops[-1] > 50
+    assert np.all(kept.flips >= kept.drops - 1e-9)  # every net flip is a changed hit
     config = load_study(folder / "study.toml")
     calls = []
-    fresh = MarginCurve(np.array([1.0, 2.0]), np.array([0.0, 5.0]), 10)
+    fresh = MarginCurve(np.array([1.0, 2.0]), np.array([0.0, 5.0]), 10, np.array([1.0, 9.0]))
     target = SimpleNamespace(margins=lambda images, seed: calls.append(images) or fresh)
     (tmp_path / MARGINS_FILE).write_bytes(b"PK\x03\x04 cut short")  # a damaged copy: measured again, and rewritten
     again = _confirmation_margins(config, target, tmp_path)
     assert calls == [config.confirmation.images] and np.array_equal(again.drops, fresh.drops)
     assert "unusable" in caplog.text
-    assert np.array_equal(_confirmation_margins(config, target, tmp_path).sigmas, fresh.sigmas) and len(calls) == 1
+    assert np.array_equal(_confirmation_margins(config, target, tmp_path).flips, fresh.flips) and len(calls) == 1
+    # an older study's file without flip counts: measured again
+    np.savez(tmp_path / MARGINS_FILE, sigmas=fresh.sigmas, drops=fresh.drops, classes=10)
+    assert np.array_equal(_confirmation_margins(config, target, tmp_path).flips, fresh.flips) and len(calls) == 2

@@ -19,6 +19,26 @@ def test_two_class_margin_curve_is_the_gaussian_flip_probability():
     assert curve.drops[-1] == pytest.approx(50.0, abs=1.0)  # at huge noise: a coin between the two classes
 
 
+def test_flips_count_images_that_change_either_way_and_set_the_measurement_noise():
+    # half the images right, half wrong, all at margin d between two classes: noise flips each with
+    # P = Phi(-d / (s sqrt 2)), so the drop nets to ~0 while 100 P % of the images change their hit
+    d = 2.0
+    logits = np.tile([[d, 0.0]], (4000, 1))
+    labels = np.repeat([0, 1], 2000)
+    curve = MarginCurve.from_logits(logits, labels, seed=4)
+    for sigma in (0.7, 1.5, 4.0):
+        flipped = 100 * norm.cdf(-d / (sigma * np.sqrt(2)))
+        assert curve.flipped(np.array([sigma]))[0] == pytest.approx(flipped, abs=0.6)
+        assert curve(np.array([sigma]))[0] < 0.6
+        # a drop measured on N images: each changed image moves it by 100 / N points, one way or the other
+        assert curve.noise(np.array([sigma]), 2000)[0] == pytest.approx(np.sqrt(100 * flipped / 2000), rel=0.05)
+    # no error, no flips: the noise is one image's worth
+    assert curve.noise(np.array([0.0]), 2000)[0] == pytest.approx(np.sqrt(100 * 0.05 / 2000))
+    model = DropModel(curve, 0.0, images=2000)
+    assert model.measurement_noise(np.array([1.5]))[0] == pytest.approx(curve.noise(np.array([1.5]), 2000)[0])
+    assert DropModel(curve, 0.0).measurement_noise(np.array([1.5]))[0] == 0.0
+
+
 def test_curve_inverse_returns_the_sigma_of_a_drop():
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(500, 10)) * 3
