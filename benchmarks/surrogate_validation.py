@@ -25,7 +25,11 @@ Printed: the Spearman correlation of predicted and measured drops per pool (assi
 the levels pool, T in 0-20, whose multiplier energy saving is 25 +- 1 %, all measured: how many of
 the surrogate's 10 lowest predicted drops are among the 10 lowest measured); over every assignment
 measured at <= 3 points of drop, the median |predicted - measured| and how often the measured drop
-lies in the predicted interval. The last line:
+lies in the predicted interval, next to the measurements' own noise: a drop on N images counts the
+images an assignment flips to wrong less those it flips to right, so its standard error (the paired
+one a study reports) grows with the images whose hit changes either way; the median |error| a
+prediction exact in expectation would show with that noise is printed as the floor.
+The last line:
 
     fidelity: spearman=<levels pool> top10=<hits, - when skipped> small_mae=<median abs error> n=<assignments <= 3 points>
 
@@ -125,6 +129,10 @@ def main() -> None:
     bias = float(np.median((small["predicted"] - small["measured"])[within])) if n else float("nan")
     print(f"assignments measured at <= 3 points: {n}; median |predicted - measured| {small_mae:.2f} points "
           f"(median signed {bias:+.2f}); {100 * covered:.0f}% inside the predicted 80% interval")
+    if n:
+        noise = np.concatenate([r["noise"] for r in results.values()])[within]
+        print(f"their measurement noise on {bench.images} images: median standard error {np.median(noise):.2f} points; "
+              f"floor (median |error| of a prediction exact in expectation) {noise_floor(noise):.2f}")
     if args.out:
         args.out.write_text(json.dumps({
             "pools": {p: {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in r.items()} for p, r in results.items()},
@@ -135,6 +143,12 @@ def main() -> None:
         }))
     spearman = results.get("levels", {}).get("spearman", float("nan"))
     print(f"fidelity: spearman={spearman:.3f} top10={hits if hits is not None else '-'} small_mae={small_mae:.2f} n={n}")
+
+
+def noise_floor(standard_errors: np.ndarray, draws: int = 2000, seed: int = 0) -> float:
+    """Median |error| of measurements with these standard errors around predictions exact in expectation."""
+    rng = np.random.default_rng(seed)
+    return float(np.median(np.abs(rng.standard_normal((draws, len(standard_errors))) * standard_errors)))
 
 
 class Bench:
@@ -169,7 +183,8 @@ class Bench:
         self.surrogate = build_study_surrogate(self.target, designs, self.mode, folder)
         self.images = min(args.limit, len(self.target.data.labels)) if args.limit else len(self.target.data.labels)
         args.cache.mkdir(parents=True, exist_ok=True)
-        self.exact_top1 = self.top1(np.full(len(self.surrogate.layer_names), self.surrogate.exact_index()))
+        self.exact_top1, self.exact_hits = self.evaluation(np.full(len(self.surrogate.layer_names),
+                                                                  self.surrogate.exact_index()))
         self.surrogate.margins = self.target.margins(self.images, args.seed)  # as a study: on the measured images
         self.ceiling = self.exact_top1 - 100.0 / self.target.data.num_classes
         rows = self.surrogate.spread_assignments(args.map_points, seed=args.seed)
@@ -197,24 +212,37 @@ class Bench:
 
     def top1(self, row: np.ndarray) -> float:
         """Measured top-1 of an assignment (cached by configuration and assignment)."""
+        return self.evaluation(row)[0]
+
+    def evaluation(self, row: np.ndarray) -> tuple[float, bytes]:
+        """Measured top-1 of an assignment and every image's hit, packed (cached by configuration and assignment)."""
+        import base64
+
         assignment, compensation = self.assignment(row)
         blob = json.dumps({"config": self.config.digest(), "limit": self.images, "assign": assignment,
                            "comp": compensation}, sort_keys=True)
         path = self.args.cache / f"{hashlib.sha256(blob.encode()).hexdigest()[:20]}.json"
-        if path.is_file():
-            return float(json.loads(path.read_text())["top1"])
-        value = float(self.target.evaluate(assignment, compensation, self.images)["top1"])
-        path.write_text(json.dumps({"top1": value}))
-        return value
+        cached = json.loads(path.read_text()) if path.is_file() else {}
+        if "hits" not in cached:  # (older caches kept only the top-1)
+            result = self.target.evaluate(assignment, compensation, self.images)
+            cached = {"top1": float(result["top1"]), "hits": result["hits"]}
+            path.write_text(json.dumps(cached))
+        return float(cached["top1"]), base64.b64decode(cached["hits"])
 
     def measure(self, rows: np.ndarray, desc: str) -> dict[str, np.ndarray]:
-        """Predicted drop, interval and measured drop of each row."""
+        """Predicted drop, interval, measured drop and its standard error (points) of each row."""
         from tqdm import tqdm
 
-        measured = np.array([self.exact_top1 - self.top1(row) for row in tqdm(rows, desc=f"{desc} pool", unit="eval")])
+        from objectives.evaluate import drop_standard_error
+
+        measured, noise = [], []
+        for row in tqdm(rows, desc=f"{desc} pool", unit="eval"):
+            top1, hits = self.evaluation(row)
+            measured.append(self.exact_top1 - top1)
+            noise.append(drop_standard_error(self.exact_hits, hits, self.images))
         low, high = self.surrogate.predict_interval(rows)
         return {"assignments": rows, "score": self.surrogate.score(rows), "predicted": self.surrogate.predict_drop(rows),
-                "low": low, "high": high, "measured": measured}
+                "low": low, "high": high, "measured": np.array(measured), "noise": np.array(noise)}
 
     def band(self, rng: np.random.Generator, size: int) -> int | None:
         """Best 10 at equal energy: prints and returns how many of the surrogate's best 10 are measured best 10."""
