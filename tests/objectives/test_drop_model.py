@@ -88,6 +88,27 @@ def test_interval_reaches_its_coverage_on_points_scattered_as_planted():
     assert DropModel.fit(curve, *draw(2)).spread > 0.3
 
 
+def test_fit_and_interval_on_drops_measured_with_the_noise_of_their_flips():
+    # drops measured on 2,000 images: each scattered by the standard error its changed hits give it
+    curve = _curve(3)
+    rng = np.random.default_rng(7)
+    truth = DropModel(curve, np.log(1.5))
+    images = 2000
+
+    def draw(n):
+        scores = np.exp(rng.uniform(np.log(1e-3), np.log(3.0), n)) * curve.classes
+        sigma = truth.sigma(scores)
+        return scores, truth(scores) + curve.noise(sigma, images) * rng.standard_normal(n)
+
+    model = DropModel.fit(curve, *draw(200), images=images)
+    assert model.log_kappa == pytest.approx(np.log(1.5), abs=0.1) and model.gamma == pytest.approx(1.0, abs=0.05)
+    assert model.spread < 0.15  # the scatter is the measurements', not the model's
+    scores, drops = draw(4000)
+    low, high = model.interval(scores)
+    small = truth(scores) <= 5.0  # where studies operate (beyond, the prior's bit of spread widens it on the steep curve)
+    assert 0.75 <= np.mean(((drops >= low) & (drops <= high))[small]) <= 0.88
+
+
 def test_points_at_chance_only_say_the_error_is_large():
     curve = _curve(2)
     truth = DropModel(curve, np.log(1.5))
