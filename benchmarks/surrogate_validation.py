@@ -164,7 +164,9 @@ class Bench:
 
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
         overrides = list(args.set)
-        for key, value in (("network.name", args.network), ("network.weights", args.weights), ("data.test", args.data),
+        # paths on the command line are the shell's (relative to here), not the study file's
+        weights, data = (None if v is None else str(Path(v).resolve()) for v in (args.weights, args.data))
+        for key, value in (("network.name", args.network), ("network.weights", weights), ("data.test", data),
                            ("quantization.scheme", args.scheme), ("compensation.mode", args.compensation)):
             if value is not None:
                 overrides.append(f"{key}={json.dumps(value)}")
