@@ -115,20 +115,13 @@ def main() -> None:
 
 def logits(bench, row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Logits (N, C) and labels (N,) of an assignment on the benchmark's evaluation images."""
-    import torch
-
     from dse.study.target import apply_assignment
-    from objectives.evaluate import batches
+    from objectives.distortion.drop_model import logits_on
 
     assignment, compensation = bench.assignment(np.asarray(row))
     by_name = {m.name: m for m in bench.target.multipliers}
     apply_assignment(bench.target.qnet, {k: by_name[v] for k, v in assignment.items()}, compensation)
-    out, labels = [], []
-    with torch.no_grad():
-        for x, y in batches(bench.target.data.limited(bench.images), bench.target.qnet.batch_size, progress=False):
-            out.append(bench.target.qnet(x).double().cpu().numpy())
-            labels.append(np.asarray(y).reshape(-1))
-    return np.concatenate(out), np.concatenate(labels)
+    return logits_on(bench.target.qnet, bench.target.data.limited(bench.images))
 
 
 def _value(text: str):

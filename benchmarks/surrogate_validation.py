@@ -57,10 +57,10 @@ CHANCE_MARGIN = 2.0  # points: measured drops this close to chance are excluded 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--study", type=Path, default=REPO / "studies" / "resnet20_cifar10.toml")
+    parser.add_argument("--study", type=_absolute, default=REPO / "studies" / "resnet20_cifar10.toml")
     parser.add_argument("--network", help="network name (as in study files)")
-    parser.add_argument("--weights", help="checkpoint of the network")
-    parser.add_argument("--data", help="test image folder")
+    parser.add_argument("--weights", type=_absolute, help="checkpoint of the network")
+    parser.add_argument("--data", type=_absolute, help="test image folder")
     parser.add_argument("--scheme", choices=("int8", "uint8"))
     parser.add_argument("--tune-weights", action=argparse.BooleanOptionalAction, default=None,
                         help="tune weights to each design (default: the study's)")
@@ -75,8 +75,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=2000, help="test images per evaluation")
     parser.add_argument("--map-points", type=int, default=12, help="real evaluations the drop model is fitted on")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--cache", type=Path, default=Path("/tmp/axm-dse-evaluations"), help="measured top-1 per assignment")
-    parser.add_argument("--out", type=Path, help="also write every measurement to this JSON file")
+    parser.add_argument("--cache", type=_absolute, default=Path("/tmp/axm-dse-evaluations"), help="measured top-1 per assignment")
+    parser.add_argument("--out", type=_absolute, help="also write every measurement to this JSON file")
     args = parser.parse_args()
 
     from scipy.stats import spearmanr
@@ -145,6 +145,12 @@ def main() -> None:
     print(f"fidelity: spearman={spearman:.3f} top10={hits if hits is not None else '-'} small_mae={small_mae:.2f} n={n}")
 
 
+def _absolute(path: str) -> Path:
+    """A path on the command line: the shell's (relative to the working directory, not to the study file), made
+    absolute so that the results file names it wherever it is read."""
+    return Path(path).resolve()
+
+
 def noise_floor(standard_errors: np.ndarray, draws: int = 2000, seed: int = 0) -> float:
     """Median |error| of measurements with these standard errors around predictions exact in expectation."""
     rng = np.random.default_rng(seed)
@@ -164,12 +170,10 @@ class Bench:
 
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
         overrides = list(args.set)
-        # paths on the command line are the shell's (relative to here), not the study file's
-        weights, data = (None if v is None else str(Path(v).resolve()) for v in (args.weights, args.data))
-        for key, value in (("network.name", args.network), ("network.weights", weights), ("data.test", data),
+        for key, value in (("network.name", args.network), ("network.weights", args.weights), ("data.test", args.data),
                            ("quantization.scheme", args.scheme), ("compensation.mode", args.compensation)):
             if value is not None:
-                overrides.append(f"{key}={json.dumps(value)}")
+                overrides.append(f"{key}={json.dumps(str(value))}")
         if args.tune_weights is not None:
             overrides.append(f"compensation.tune_weights={'true' if args.tune_weights else 'false'}")
         if args.network and not args.weights:  # another network: not the study's checkpoint (its data stays)

@@ -81,8 +81,8 @@ class MarginCurve:
         scale = float(np.median(margins[margins > 0])) if np.any(margins > 0) else 1.0
         sigmas = scale * GRID
         rng = np.random.default_rng(seed)
-        base = float(np.mean(z.argmax(axis=1) == y))
         hit = z.argmax(axis=1) == y
+        base = float(np.mean(hit))
         accuracy = np.zeros(len(sigmas))
         changed = np.zeros(len(sigmas))
         for _ in range(draws):  # the same noise at every sigma (common random numbers): a smooth curve
@@ -96,20 +96,18 @@ class MarginCurve:
 
     def __call__(self, sigma: np.ndarray) -> np.ndarray:
         """Drop at each sigma: interpolated in log sigma, linear to 0 below the grid, flat above it."""
-        sigma = np.asarray(sigma, dtype=np.float64)
-        x = np.log(np.maximum(sigma, 1e-300))
-        inside = np.interp(x, np.log(self.sigmas), self.drops)
-        low = self.drops[0] * np.clip(sigma / self.sigmas[0], 0.0, 1.0)
-        return np.where(sigma < self.sigmas[0], low, inside)
+        return self._interpolate(self.drops, sigma)
 
     def flipped(self, sigma: np.ndarray) -> np.ndarray:
         """% of images whose top-1 hit changes at each sigma, interpolated as the drop (CHURN x the drop when the
         curve has no flip counts)."""
-        if self.flips is None:
-            return CHURN * self(sigma)
+        return CHURN * self(sigma) if self.flips is None else self._interpolate(self.flips, sigma)
+
+    def _interpolate(self, values: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+        """``values`` (on the grid) at each sigma: interpolated in log sigma, linear to 0 below the grid, flat above."""
         sigma = np.asarray(sigma, dtype=np.float64)
-        inside = np.interp(np.log(np.maximum(sigma, 1e-300)), np.log(self.sigmas), self.flips)
-        return np.where(sigma < self.sigmas[0], self.flips[0] * np.clip(sigma / self.sigmas[0], 0.0, 1.0), inside)
+        inside = np.interp(np.log(np.maximum(sigma, 1e-300)), np.log(self.sigmas), values)
+        return np.where(sigma < self.sigmas[0], values[0] * np.clip(sigma / self.sigmas[0], 0.0, 1.0), inside)
 
     def noise(self, sigma: np.ndarray, images: int) -> np.ndarray:
         """Standard error (points) of a drop measured on ``images`` images where the logits err by ``sigma``: each
@@ -130,23 +128,29 @@ class MarginCurve:
 
 def margins_on(qnet: Any, dataset: Any, seed: int = 0) -> MarginCurve:
     """The margin curve of the exact quantised network ``qnet`` on ``dataset`` (its assignment is kept)."""
-    import torch
-
-    from ..evaluate import batches
-
     saved = dict(qnet.assignment), qnet.compensation, dict(qnet.injection)
     qnet.reset()
     try:
-        logits, labels = [], []
-        with torch.no_grad():
-            for x, y in batches(dataset, qnet.batch_size, progress=False):
-                logits.append(qnet(x).double().cpu().numpy())
-                labels.append(np.asarray(y).reshape(-1))
+        logits, labels = logits_on(qnet, dataset)
     finally:
         assignment, compensation, injection = saved
         qnet.set_assignment(assignment, compensation)
         qnet.set_injection(injection)
-    return MarginCurve.from_logits(np.concatenate(logits), np.concatenate(labels), seed=seed)
+    return MarginCurve.from_logits(logits, labels, seed=seed)
+
+
+def logits_on(qnet: Any, dataset: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Logits (N, classes), in float64 on the CPU, of ``qnet`` as it is assigned, and the labels (N,) of ``dataset``."""
+    import torch
+
+    from ..evaluate import batches
+
+    logits, labels = [], []
+    with torch.no_grad():
+        for x, y in batches(dataset, qnet.batch_size, progress=False):
+            logits.append(qnet(x).double().cpu().numpy())
+            labels.append(np.asarray(y).reshape(-1))
+    return np.concatenate(logits), np.concatenate(labels)
 
 
 @dataclass(frozen=True)
