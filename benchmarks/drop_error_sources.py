@@ -9,7 +9,8 @@ through the exact network's margin curve, :mod:`objectives.distortion.drop_model
 assignments a validation run measured (``--pools``) again, keeping their logits, and splits the
 error between the steps:
 
-* score vs the logit error power measured on the same images: their ratio and rank correlation;
+* score vs the logit error power measured on the same images: their ratio and rank correlation, and
+  the share of that power that shifts every logit of an image alike (it moves no decision);
 * the **oracle**: the margin curve given each assignment's *measured* logit error power (sigma^2 =
   power / classes), so no score error at all; if it is off by as much as the surrogate, the score
   is not what limits it;
@@ -77,18 +78,19 @@ def main() -> None:
 
     from objectives.evaluate import drop_standard_error
 
-    power, shuffled, noise, drops = [], [], [], []
+    power, common, shuffled, noise, drops = [], [], [], [], []
     rng = np.random.default_rng(0)
     for row in tqdm(rows, desc="logits", unit="eval"):
         z, _ = logits(bench, row)
         error = z - exact
         power.append(float((error**2).sum(axis=1).mean()))
+        common.append(float(classes * (error.mean(axis=1) ** 2).mean()))  # the part alike in every logit
         hits = z.argmax(axis=1) == labels
         drops.append(100.0 * (hit.mean() - hits.mean()))
         noise.append(drop_standard_error(packed, np.packbits(hits).tobytes(), len(labels)))
         kept = [np.mean((exact + error[rng.permutation(len(labels))]).argmax(axis=1) == labels) for _ in range(SHUFFLES)]
         shuffled.append(100.0 * (hit.mean() - np.mean(kept)))
-    power, shuffled, noise, drops = map(np.array, (power, shuffled, noise, drops))
+    power, common, shuffled, noise, drops = map(np.array, (power, common, shuffled, noise, drops))
     if np.max(np.abs(drops - measured)) > 1e-6:
         print(f"warning: the drops measured again differ from the file's by up to {np.max(np.abs(drops - measured)):.2f}")
     score = surrogate.score(rows)
@@ -98,6 +100,9 @@ def main() -> None:
     print(f"{len(rows)} assignments of the {', '.join(pools)} pool(s), {bench.images} images")
     print(f"measured logit error power / score: median {median:.2f} (quartiles {q1:.2f}-{q3:.2f}); "
           f"Spearman(score, power) {spearmanr(score, power)[0]:.3f}")
+    share = common[power > 0] / power[power > 0]
+    print(f"share of that power alike in every logit (moves no decision): median {np.median(share):.1%}, "
+          f"max {np.max(share):.1%}" if len(share) else "no logit error measured")
     predictions = {
         "surrogate (score, fitted model)": surrogate.predict_drop(rows),
         "oracle (measured power, curve)": curve(np.sqrt(power / classes)),
