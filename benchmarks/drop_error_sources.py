@@ -4,15 +4,15 @@
     python benchmarks/drop_error_sources.py results.json                  # its uniform and small pools
 
 The surrogate predicts an assignment's drop in two steps: the score (the predicted logit error power
-E||d logits||^2 per image, a sum over layers) and the drop model (the score as isotropic logit noise
-through the exact network's margin curve, :mod:`objectives.distortion.drop_model`). This runs the
-assignments a validation run measured (``--pools``) again, keeping their logits, and splits the
-error between the steps:
+E||d logits||^2 per image of the logits centred over classes, a sum over layers) and the drop model
+(the score as isotropic logit noise through the exact network's margin curve,
+:mod:`objectives.distortion.drop_model`). This runs the assignments a validation run measured
+(``--pools``) again, keeping their logits, and splits the error between the steps:
 
-* score vs the logit error power measured on the same images: their ratio and rank correlation, and
-  the share of that power that shifts every logit of an image alike (it moves no decision);
+* score vs the (centred) logit error power measured on the same images: their ratio and rank correlation,
+  and the share of the whole power that shifts every logit of an image alike (it moves no decision);
 * the **oracle**: the margin curve given each assignment's *measured* logit error power (sigma^2 =
-  power / classes), so no score error at all; if it is off by as much as the surrogate, the score
+  power / (classes - 1)), so no score error at all; if it is off by as much as the surrogate, the score
   is not what limits it;
 * the **shuffled oracle**: each assignment's measured logit errors added to the exact logits of
   other images (the error's own distribution, independent of which images it hits);
@@ -83,8 +83,9 @@ def main() -> None:
     for row in tqdm(rows, desc="logits", unit="eval"):
         z, _ = logits(bench, row)
         error = z - exact
-        power.append(float((error**2).sum(axis=1).mean()))
-        common.append(float(classes * (error.mean(axis=1) ** 2).mean()))  # the part alike in every logit
+        alike = error.mean(axis=1, keepdims=True)  # the part that shifts every logit of an image alike
+        power.append(float(((error - alike) ** 2).sum(axis=1).mean()))
+        common.append(float(classes * (alike**2).mean()))
         hits = z.argmax(axis=1) == labels
         drops.append(100.0 * (hit.mean() - hits.mean()))
         noise.append(drop_standard_error(packed, np.packbits(hits).tobytes(), len(labels)))
@@ -100,12 +101,13 @@ def main() -> None:
     print(f"{len(rows)} assignments of the {', '.join(pools)} pool(s), {bench.images} images")
     print(f"measured logit error power / score: median {median:.2f} (quartiles {q1:.2f}-{q3:.2f}); "
           f"Spearman(score, power) {spearmanr(score, power)[0]:.3f}")
-    share = common[power > 0] / power[power > 0]
-    print(f"share of that power alike in every logit (moves no decision): median {np.median(share):.1%}, "
-          f"max {np.max(share):.1%}" if len(share) else "no logit error measured")
+    whole = power + common
+    share = common[whole > 0] / whole[whole > 0]
+    print(f"share of the whole logit error power alike in every logit (moves no decision): "
+          f"median {np.median(share):.1%}, max {np.max(share):.1%}" if len(share) else "no logit error measured")
     predictions = {
         "surrogate (score, fitted model)": surrogate.predict_drop(rows),
-        "oracle (measured power, curve)": curve(np.sqrt(power / classes)),
+        "oracle (measured power, curve)": curve(np.sqrt(power / curve.directions)),
         "shuffled oracle (measured errors)": shuffled,
     }
     small = measured <= 3.0

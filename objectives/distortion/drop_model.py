@@ -1,22 +1,25 @@
 """From a network score to a predicted top-1 drop with its interval: the logit-margin model.
 
-The score of an assignment is the predicted logit error power E||d logits||^2 per image
-(:mod:`.network_score`). How much top-1 accuracy such an error costs depends on how close the
-network's decisions are: an image whose winning logit leads the runner-up by a margin far above the
-error keeps its class, one within the error may flip. :class:`MarginCurve` measures that once per
-network from the exact network's own logits: the expected drop when isotropic Gaussian noise of
-standard deviation sigma is added to every logit (a Monte-Carlo average over fixed draws, so it is
-smooth and deterministic). :func:`margins_on` takes it on the images the drops are measured on (a
-study's confirmation images, ``dse predict``'s and a benchmark's evaluation images), whose near-ties
-are the ones that flip: taken on the calibration slice of the built-in digits networks, which is
-training data classified with wide margins, it said a small error costs nothing, while on the test
-digits a few borderline images flip under any error. Its shape is the physics of the step from
-logit errors to accuracy: linear in sigma while errors are small (the density of margins near
-zero), saturating at chance.
+The score of an assignment is the predicted logit error power E||d logits||^2 per image, of the logits
+centred over classes (:mod:`.network_score`, :mod:`.sensitivity`). How much top-1 accuracy such an error
+costs depends on how close the network's decisions are: an image whose winning logit leads the runner-up
+by a margin far above the error keeps its class, one within the error may flip. :class:`MarginCurve`
+measures that once per network from the exact network's own logits: the expected drop when isotropic
+Gaussian noise of standard deviation sigma is added to every logit (a Monte-Carlo average over fixed
+draws, so it is smooth and deterministic). :func:`margins_on` takes it on the images the drops are
+measured on (a study's confirmation images, ``dse predict``'s and a benchmark's evaluation images),
+whose near-ties are the ones that flip: taken on the calibration slice of the built-in digits networks,
+which is training data classified with wide margins, it said a small error costs nothing, while on the
+test digits a few borderline images flip under any error. Its shape is the physics of the step from
+logit errors to accuracy: linear in sigma while errors are small (the density of margins near zero),
+saturating at chance.
 
 :class:`DropModel` ties the score to that curve with two numbers fitted on real evaluations,
 
-    sigma^2 = kappa * (score / classes) ** gamma,
+    sigma^2 = kappa * (score / (classes - 1)) ** gamma,
+
+(isotropic noise of std sigma per logit has a centred power of (classes - 1) sigma^2, so kappa = gamma = 1
+says the error flips decisions as such noise of the score's power would),
 
 ``kappa`` absorbing what the score misses in scale (errors that are not isotropic noise, images
 other than the calibration ones) and ``gamma`` (held near 1 by a prior) how the score's error grows
@@ -94,6 +97,12 @@ class MarginCurve:
         drops = np.maximum.accumulate(np.maximum(100.0 * (base - accuracy / draws), 0.0))
         return cls(sigmas, drops, int(z.shape[1]), np.maximum.accumulate(100.0 * changed / draws))
 
+    @property
+    def directions(self) -> int:
+        """Independent directions of a centred logit error (classes - 1): isotropic noise of std sigma per logit has
+        a centred power of ``directions * sigma^2``."""
+        return self.classes - 1
+
     def __call__(self, sigma: np.ndarray) -> np.ndarray:
         """Drop at each sigma: interpolated in log sigma, linear to 0 below the grid, flat above it."""
         return self._interpolate(self.drops, sigma)
@@ -166,7 +175,7 @@ class DropModel:
 
     def sigma(self, scores: np.ndarray) -> np.ndarray:
         """Effective logit noise std of each score (0 at score 0)."""
-        s = np.maximum(np.asarray(scores, dtype=np.float64), 0.0) / self.curve.classes
+        s = np.maximum(np.asarray(scores, dtype=np.float64), 0.0) / self.curve.directions
         with np.errstate(divide="ignore"):
             log_sigma = 0.5 * (self.log_kappa + self.gamma * np.log(s))
         return np.where(s > 0, np.exp(log_sigma), 0.0)
@@ -204,7 +213,7 @@ class DropModel:
             elif sigma == 0.0:
                 out.append(0.0)
             else:
-                out.append(self.curve.classes * np.exp((2 * np.log(sigma) - self.log_kappa) / self.gamma))
+                out.append(self.curve.directions * np.exp((2 * np.log(sigma) - self.log_kappa) / self.gamma))
         return np.array(out).reshape(np.shape(drops))
 
     def _capped(self, drops: np.ndarray) -> np.ndarray:
@@ -225,7 +234,7 @@ class DropModel:
         keep = scores > 0
         if keep.sum() < 1:
             raise ValueError("the drop model needs at least one evaluation with a non-zero score")
-        s, d = scores[keep] / curve.classes, drops[keep]
+        s, d = scores[keep] / curve.directions, drops[keep]
         top = curve.drops[-1] if ceiling is None else min(curve.drops[-1], ceiling)
         saturated = d >= 0.95 * top
         log_s = np.log(s)
@@ -235,7 +244,7 @@ class DropModel:
             noise = curve.noise(np.exp(0.5 * (log_kappa + gamma * log_s)), images)
             log_kappa, gamma = _solve(curve, log_s, d, saturated, top, 1.0 / np.hypot(noise, relative))
         model = cls(curve, log_kappa, gamma, SPREAD_PRIOR, ceiling, images)
-        return cls(curve, log_kappa, gamma, model._spread(s * curve.classes, d, saturated), ceiling, images)
+        return cls(curve, log_kappa, gamma, model._spread(s * curve.directions, d, saturated), ceiling, images)
 
     def _spread(self, scores: np.ndarray, drops: np.ndarray, saturated: np.ndarray) -> float:
         """Maximum-likelihood spread (log sigma) of the points around the model, given their measurement noise.

@@ -14,6 +14,17 @@ scaled to accumulator units. Then each layer is calibrated by injection: white n
 power is added to that one layer of the quantised network and the measured logit change divides
 the linearised prediction, giving a factor that carries what linearisation misses (clipping and
 rounding downstream).
+
+The logits are taken centred (their mean over classes removed): an error that adds the same amount
+to every logit changes no decision, so the score is the logit error power that can move one,
+E ||P d logits||^2 with P = I - 11^T / classes, in the linearisation and the injection alike. How
+much of a layer's error reaches the logits as such a common shift depends on its level: a large
+error rectified by the ReLUs after it raises many activations at once (in the digits CNN, white
+noise at 100% of the last convolution's output power leaves 31% of the logit error after
+centring, at 0.1% 96%), which no linearisation sees. So the injection also runs at larger levels
+(:data:`INJECTION_POWERS`) and measures the centred share of the logit error at each; a design's
+contribution is scaled by the share at its own predicted error level relative to the share at the
+reference level (1 in networks without such a shift, ResNet-20's for one).
 """
 
 from __future__ import annotations
@@ -27,8 +38,10 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-#: Relative power (vs the layer's exact output energy) of the white noise used for calibration.
+#: Relative power (vs the layer's exact output energy) of the white noise whose logit change sets a layer's factor,
+#: and the levels (from it up) at which the centred share of that change is measured.
 INJECTION_POWER = 1e-3
+INJECTION_POWERS = (INJECTION_POWER, 1e-2, 1e-1, 1.0)
 
 
 @dataclass
@@ -38,13 +51,28 @@ class LayerSensitivity:
     gram_bias: np.ndarray  # (N, N)
     gram_gain: np.ndarray  # (N, N)
     white: np.ndarray  # (N,)
-    factor: float = 1.0
+    factor: float = 1.0  # measured / linearised centred logit error power at INJECTION_POWER
+    levels: np.ndarray | None = None  # (P,) relative powers injected, increasing, the first INJECTION_POWER
+    shares: np.ndarray | None = None  # (P,) centred / raw logit error power measured at each
 
-    def logit_error(self, bias: np.ndarray, gain: np.ndarray, residual: np.ndarray) -> np.ndarray:
-        """Predicted E||d logits||^2 for designs' per-channel (bias, gain, residual variance), each (n, N)."""
+    def factor_at(self, relative_power: np.ndarray) -> np.ndarray:
+        """The factor at each relative error power: :attr:`factor` times the centred share there over the share at
+        the reference level (interpolated in log power, flat beyond the levels measured)."""
+        power = np.asarray(relative_power, dtype=np.float64)
+        if self.levels is None or self.shares is None:
+            return np.full(power.shape, self.factor)
+        share = np.interp(np.log(np.maximum(power, 1e-300)), np.log(self.levels), self.shares)
+        return self.factor * share / self.shares[0]
+
+    def logit_error(self, bias: np.ndarray, gain: np.ndarray, residual: np.ndarray,
+                    relative_power: np.ndarray | None = None) -> np.ndarray:
+        """Predicted E||d logits||^2 (centred logits) for designs' per-channel (bias, gain, residual variance), each
+        (n, N); ``relative_power`` (n,): each design's error power relative to the layer's exact output energy, which
+        picks the injection factor (:attr:`factor` when not given)."""
         quad_bias = np.einsum("in,nm,im->i", bias, self.gram_bias, bias)
         quad_gain = np.einsum("in,nm,im->i", gain, self.gram_gain, gain)
-        return self.factor * (quad_bias + quad_gain + residual @ self.white)
+        factor = self.factor if relative_power is None else self.factor_at(relative_power)
+        return factor * (quad_bias + quad_gain + residual @ self.white)
 
 
 def linearised_sensitivities(qnet: Any, max_images: int = 256, progress: bool = False) -> dict[str, LayerSensitivity]:
@@ -94,7 +122,7 @@ def linearised_sensitivities(qnet: Any, max_images: int = 256, progress: bool = 
     handles = [modules[n].register_forward_hook(keep(n)) for n in names]
     try:
         for x, _ in batches(data, qnet.batch_size, progress=progress, desc="sensitivities"):
-            logits = model(x)
+            logits = centred(model(x))
             for o in range(logits.shape[1]):
                 for n in names:
                     outputs[n].grad = None
@@ -122,7 +150,8 @@ def calibrate_by_injection(
     qnet: Any, sensitivities: dict[str, LayerSensitivity], output_energy: dict[str, float], seed: int = 0,
     max_images: int = 256, progress: bool = False,
 ) -> None:
-    """Set each layer's factor: measured / linearised logit change under white noise in that layer alone."""
+    """Set each layer's factor (measured / linearised centred logit change under white noise in that layer alone)
+    and the centred share of that change at each of :data:`INJECTION_POWERS`."""
     import torch
 
     from ..evaluate import batches
@@ -142,25 +171,37 @@ def calibrate_by_injection(
         for index, name in enumerate(iterator):
             layer = qnet.layer(name)
             info = qnet.layers[name]
-            variance = INJECTION_POWER * output_energy[name] / (info.m * info.n)  # per output, accumulator units
-            generator = torch.Generator().manual_seed(seed * 7919 + index)
-            layer.noise = lambda _layer, sums, std=variance**0.5, g=generator: (torch.randn(
-                sums.shape, generator=g, dtype=torch.float64) * std).to(sums.device)
-            try:
-                measured = sum(
-                    float(((qnet(x).double().cpu() - ref) ** 2).sum())
-                    for (x, _), ref in zip(batches(data, qnet.batch_size, progress=False), reference)
-                ) / len(data)
-            finally:
-                layer.noise = None
             s = sensitivities[name]
-            predicted = float(s.white.sum() * variance)
-            s.factor = measured / predicted if predicted > 0 else 1.0
-            logger.debug("layer %s: injection factor %.3f", name, s.factor)
+            shares = []
+            for level in INJECTION_POWERS:
+                variance = level * output_energy[name] / (info.m * info.n)  # per output, accumulator units
+                generator = torch.Generator().manual_seed(seed * 7919 + index)  # the same draws at every level
+                layer.noise = lambda _layer, sums, std=variance**0.5, g=generator: (torch.randn(
+                    sums.shape, generator=g, dtype=torch.float64) * std).to(sums.device)
+                centred_power = raw_power = 0.0
+                try:
+                    for (x, _), ref in zip(batches(data, qnet.batch_size, progress=False), reference):
+                        change = qnet(x).double().cpu() - ref
+                        raw_power += float((change**2).sum())
+                        centred_power += float((centred(change) ** 2).sum())
+                finally:
+                    layer.noise = None
+                shares.append(centred_power / raw_power if raw_power > 0 else 1.0)
+                if level == INJECTION_POWER:
+                    predicted = float(s.white.sum() * variance)
+                    measured = centred_power / len(data)
+                    s.factor = measured / predicted if predicted > 0 else 1.0
+            s.levels, s.shares = np.array(INJECTION_POWERS), np.array(shares)
+            logger.debug("layer %s: injection factor %.3f, centred shares %s", name, s.factor, np.round(s.shares, 3))
     finally:
         assignment, compensation, injection = saved
         qnet.set_assignment(assignment, compensation)
         qnet.set_injection(injection)
+
+
+def centred(logits: Any) -> Any:
+    """Logits (batch, classes) less their mean over classes: the part of a change that can move a decision."""
+    return logits - logits.mean(dim=1, keepdim=True)
 
 
 def _first_images(dataset: Any, n: int) -> Any:

@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 2  # 2: the margin curve and the drop model (was: an isotonic map)
 #: Revision of the model behind a surrogate's numbers, part of its cache key: bump it when they change.
-MODEL_REVISION = 4
+MODEL_REVISION = 5
 
 
 @dataclass
@@ -246,7 +246,8 @@ class NetworkSurrogate:
                         predicted = sum(
                             predict_error_energy(op, layer_errors, level, compensation) for op in operands[name])
                     distortion[compensation][level][li] = relative_distortion(predicted, max(energy[name], 1e-300))
-                contributions[compensation][li] = sensitivities[name].logit_error(bias, gain, residual)
+                relative_power = distortion[compensation]["weight-aware"][li] ** 2  # the factor at each design's level
+                contributions[compensation][li] = sensitivities[name].logit_error(bias, gain, residual, relative_power)
         designs = tuple(m.name for m in multipliers)
         macs = np.array([qnet.layers[name].macs for name in names], dtype=np.float64)
         return {
