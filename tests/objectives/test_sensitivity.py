@@ -13,21 +13,12 @@ from objectives.distortion.sensitivity import (
 
 
 @pytest.fixture(scope="module")
-def digits_sensitivities():
-    import torch
-
-    from objectives.data import load_data
+def digits_sensitivities(digits_nets):
     from objectives.distortion.operands import collect_operands
-    from objectives.networks import get_network
-    from objectives.quantize import quantize
 
-    torch.manual_seed(0)
-    network = get_network("digits-cnn")
-    data = load_data(network, calibration_size=128)
-    qnet = quantize(network.model, data.calibration, network.input_shape, "int8", name=network.name)
+    qnet = digits_nets["int8"]
     sensitivities = linearised_sensitivities(qnet)
-    operands = collect_operands(qnet, progress=False)
-    energy = {name: sum(op.output_energy for op in ops) for name, ops in operands.items()}
+    energy = {name: sum(op.output_energy for op in ops) for name, ops in collect_operands(qnet, progress=False).items()}
     calibrate_by_injection(qnet, sensitivities, energy, seed=0)
     return qnet, sensitivities
 
