@@ -170,8 +170,11 @@ def test_surrogate_builds_with_products_and_compensation(tiny):
     for compensation, surrogate in surrogates.items():
         contributions = surrogate.table.contributions[rows]
         assert np.all(contributions[:, 0] == 0) and np.all(contributions[:, 1:] > 0), compensation
-    # truncation's error is mostly a bias: compensation removes most of it
-    assert np.all(surrogates["bias"].table.contributions[rows, 1] < surrogates["none"].table.contributions[rows, 1])
+    none, bias = (surrogates[c].table.contributions[rows, 1] for c in ("none", "bias"))
+    # truncation's error is mostly a bias: in softmax(.) V compensation removes most of it; in Q K^T a bias per head
+    # shifts every score of a softmax alike, which it ignores, so there the residual is all that counts either way
+    assert bias[1] < 0.1 * none[1]
+    assert bias[0] == pytest.approx(none[0], rel=0.1)
 
 
 def test_digits_vit_accuracy_float_and_exact_int8(capsys):
