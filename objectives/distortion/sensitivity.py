@@ -20,7 +20,7 @@ to every logit changes no decision, so the score is the logit error power that c
 E ||P d logits||^2 with P = I - 11^T / classes, in the linearisation and the injection alike. How
 much of a layer's error reaches the logits as such a common shift depends on its level: a large
 error rectified by the ReLUs after it raises many activations at once (in the digits CNN, white
-noise at 100% of the last convolution's output power leaves 31% of the logit error after
+noise at 100% of the last convolution's output power leaves 32% of the logit error after
 centring, at 0.1% 96%), which no linearisation sees. So the injection also runs at larger levels
 (:data:`INJECTION_POWERS`) and measures the centred share of the logit error at each; a design's
 contribution is scaled by the share at its own predicted error level relative to the share at the
