@@ -7,6 +7,7 @@ import io
 import json
 
 from ..output import format_table
+from .fidelity import prediction_fidelity
 from .front import Front, FrontPoint, compensation_label
 
 CSV_COLUMNS = (
@@ -40,6 +41,7 @@ def front_table(front: Front) -> str:
         f"and as the surrogate predicted, with its 80% interval); {len(front.measured)} assignments measured, "
         f"{len(front.points)} on the front within {front.max_drop:g} points"
     )
+    lines.append(f"surrogate against these measurements: {prediction_fidelity(front).text()}")
     return "\n".join(lines)
 
 

@@ -17,6 +17,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Sequence
 
 from .energy import folder_system_energy, per_product_energy
+from .fidelity import prediction_fidelity
 from .front import Front, compensation_label
 from .target import layer_compensation
 
@@ -210,7 +211,8 @@ def _points(folder: "StudyFolder", front: Front, system: Any) -> str:
 def _measured_note(front: Front) -> str:
     predicted = [p for p in front.measured if p.predicted_drop is not None]
     return (f'<p class="note">{len(predicted)} of {len(front.measured)} measured assignments had a prediction (calibration '
-            "points are measured before the drop map exists); the dashed line is measured = predicted.</p>")
+            "points are measured before the drop map exists); the dashed line is measured = predicted. "
+            f"{_e(prediction_fidelity(front).text())}.</p>")
 
 
 def _designs(folder: "StudyFolder", used: Sequence[str]) -> str:
