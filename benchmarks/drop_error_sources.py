@@ -116,7 +116,7 @@ def main() -> None:
         ranks = [spearmanr(predicted[names == p], measured[names == p])[0] for p in pools]
         print(f"{name:36s} {np.median(np.abs(predicted - measured)[small]):9.2f} "
               f"{np.median((predicted - measured)[small]):+7.2f}  " + "  ".join(f"{r:9.3f}" for r in ranks))
-    print(f"{'noise floor (exact in expectation)':36s} {validation.noise_floor(noise[small]):9.2f}   "
+    print(f"{'noise floor (exact in expectation)':36s} {validation.noise_floor(noise[small], bench.images):9.2f}   "
           f"(median standard error {np.median(noise[small]):.2f}; {int(small.sum())} assignments at <= 3 points)")
 
 

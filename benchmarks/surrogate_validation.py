@@ -132,7 +132,7 @@ def main() -> None:
     if n:
         noise = np.concatenate([r["noise"] for r in results.values()])[within]
         print(f"their measurement noise on {bench.images} images: median standard error {np.median(noise):.2f} points; "
-              f"floor (median |error| of a prediction exact in expectation) {noise_floor(noise):.2f}")
+              f"floor (median |error| of a prediction exact in expectation) {noise_floor(noise, bench.images):.2f}")
     if args.out:
         args.out.write_text(json.dumps({
             "pools": {p: {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in r.items()} for p, r in results.items()},
@@ -151,10 +151,14 @@ def _absolute(path: str) -> Path:
     return Path(path).resolve()
 
 
-def noise_floor(standard_errors: np.ndarray, draws: int = 2000, seed: int = 0) -> float:
-    """Median |error| of measurements with these standard errors around predictions exact in expectation."""
+def noise_floor(standard_errors: np.ndarray, images: int, draws: int = 2000, seed: int = 0) -> float:
+    """Median |error| of measurements on ``images`` images with these standard errors around predictions exact in
+    expectation. A measurement in which no image changed its hit has a standard error of 0 as computed, yet its
+    expected drop is not known better than one image: each is taken as at least one image's worth (100 / images
+    points, as the drop model's noise)."""
     rng = np.random.default_rng(seed)
-    return float(np.median(np.abs(rng.standard_normal((draws, len(standard_errors))) * standard_errors)))
+    errors = np.maximum(np.asarray(standard_errors, dtype=np.float64), 100.0 / images)
+    return float(np.median(np.abs(rng.standard_normal((draws, len(errors))) * errors)))
 
 
 class Bench:
