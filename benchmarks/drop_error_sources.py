@@ -120,15 +120,15 @@ def main() -> None:
           f"(median standard error {np.median(noise[small]):.2f}; {int(small.sum())} assignments at <= 3 points)")
 
 
-def logits(bench, row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Logits (N, C) and labels (N,) of an assignment on the benchmark's evaluation images."""
+def logits(bench, row: np.ndarray, dataset=None) -> tuple[np.ndarray, np.ndarray]:
+    """Logits (N, C) and labels (N,) of an assignment on ``dataset`` (default: the benchmark's evaluation images)."""
     from dse.study.target import apply_assignment
     from objectives.distortion.drop_model import logits_on
 
     assignment, compensation = bench.assignment(np.asarray(row))
     by_name = {m.name: m for m in bench.target.multipliers}
     apply_assignment(bench.target.qnet, {k: by_name[v] for k, v in assignment.items()}, compensation)
-    return logits_on(bench.target.qnet, bench.target.data.limited(bench.images))
+    return logits_on(bench.target.qnet, bench.target.data.limited(bench.images) if dataset is None else dataset)
 
 
 def _value(text: str):

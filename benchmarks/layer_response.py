@@ -36,40 +36,34 @@ def main() -> None:
     if args.designs < 2 or args.images < 1:
         raise SystemExit("layer_response: --designs must be >= 2 and --images >= 1")
     from scipy.stats import spearmanr
+    from torch.utils.data import Subset
     from tqdm import tqdm
 
+    import drop_error_sources
     import surrogate_validation as validation
     from dse.errors import UserError
     from dse.output import format_table
-    from dse.study.target import apply_assignment
-    from objectives.distortion.drop_model import logits_on
-    from objectives.distortion.sensitivity import _first_images
 
     run = argparse.Namespace(study=args.study, network=None, weights=None, data=None, scheme=None, tune_weights=None,
-                             compensation=None, set=args.set, limit=2000, map_points=12, seed=0,
-                             cache=Path("/tmp/axm-dse-evaluations"))
+                             compensation=None, set=args.set, limit=None)
     try:
-        bench = validation.Bench(run)
+        bench = validation.Bench(run, fit_map=False)  # the score alone: no drop model, no test-image evaluation
     except UserError as error:
         raise SystemExit(f"layer_response: {error}") from None
-    surrogate, target = bench.surrogate, bench.target
-    images = _first_images(target.qnet.calibration, args.images)
-    by_name = {m.name: m for m in target.multipliers}
+    surrogate = bench.surrogate
+    calibration = bench.target.qnet.calibration
+    images = Subset(calibration, range(min(args.images, len(calibration))))
     exact = surrogate.exact_index()
     table = surrogate.table.contributions
     n_layers = table.shape[0]
+    reference, _ = drop_error_sources.logits(bench, np.full(n_layers, exact), images)
 
-    def power(row: np.ndarray, reference: np.ndarray | None) -> tuple[float, np.ndarray]:
-        assignment, compensation = bench.assignment(row)
-        apply_assignment(target.qnet, {k: by_name[v] for k, v in assignment.items()}, compensation)
-        logits, _ = logits_on(target.qnet, images)
-        if reference is None:
-            return 0.0, logits
-        error = logits - reference
+    def power(row: np.ndarray) -> float:
+        """Centred logit error power per image of an assignment against the exact network."""
+        error = drop_error_sources.logits(bench, row, images)[0] - reference
         error -= error.mean(axis=1, keepdims=True)
-        return float((error**2).sum(axis=1).mean()), logits
+        return float((error**2).sum(axis=1).mean())
 
-    _, reference = power(np.full(n_layers, exact), None)
     rows, ratios = [], []
     for li in tqdm(range(n_layers), desc="layers", unit="layer"):
         candidates = [m for m in np.argsort(table[li]) if m != exact and table[li, m] > 0]
@@ -81,7 +75,7 @@ def main() -> None:
         for m in picks:
             row = np.full(n_layers, exact)
             row[li] = m
-            measured.append(power(row, reference)[0])
+            measured.append(power(row))
         contribution = table[li, picks]
         ratio = np.array(measured) / contribution
         ratios.append(np.log(ratio))

@@ -164,7 +164,9 @@ def noise_floor(standard_errors: np.ndarray, images: int, draws: int = 2000, see
 class Bench:
     """The study's target and surrogate, its fitted drop model, and cached real evaluations."""
 
-    def __init__(self, args: argparse.Namespace) -> None:
+    def __init__(self, args: argparse.Namespace, fit_map: bool = True) -> None:
+        """``fit_map``: also measure the exact network and fit the drop model on ``args.map_points`` real evaluations
+        (off: the surrogate's score alone, no evaluation)."""
         import logging
 
         from dse.study.config import load_study
@@ -192,6 +194,11 @@ class Bench:
         folder = cache_dir() / "surrogates" / "validation" / self.config.digest()[:16]  # keyed inside by design set
         self.surrogate = build_study_surrogate(self.target, designs, self.mode, folder)
         self.images = min(args.limit, len(self.target.data.labels)) if args.limit else len(self.target.data.labels)
+        if not fit_map:
+            print(f"{self.config.network.name}, {self.target.qnet.scheme}, compensation {self.mode}: surrogate of "
+                  f"{len(designs)} designs x {len(self.surrogate.layer_names)} layers ready in "
+                  f"{time.perf_counter() - start:.0f} s")
+            return
         args.cache.mkdir(parents=True, exist_ok=True)
         self.exact_top1, self.exact_hits = self.evaluation(np.full(len(self.surrogate.layer_names),
                                                                   self.surrogate.exact_index()))

@@ -48,14 +48,22 @@ class Fidelity(NamedTuple):
             line += f"; {self.coverage:.0%} inside the predicted 80% interval"
         return line
 
+    def short_text(self) -> str:
+        """The same, short enough for a plot title: ``measured ≤ 3 points: 18/18 within 1 point, ...``."""
+        if not self.count:
+            return f"no prediction at ≤ {self.up_to:g} points measured yet"
+        line = (f"measured ≤ {self.up_to:g} points: {self.within_one}/{self.count} within 1 point, median |error| "
+                f"{self.median_error:.2f}")
+        return line if self.coverage is None else f"{line}, {self.coverage:.0%} in interval"
+
 
 def prediction_fidelity(front: Front, up_to: float = SMALL_DROP) -> Fidelity:
     """The fidelity of the predictions stored with ``front``'s measurements whose measured drop is <= ``up_to``."""
     shown = [p for p in front.measured if p.predicted_drop is not None and p.drop <= up_to]
+    if not shown:
+        return Fidelity(up_to, 0, float("nan"), 0, 0, float("nan"), 0, 0)
     error = np.abs(np.array([p.predicted_drop - p.drop for p in shown], dtype=np.float64))
     bounded = [p for p in shown if p.predicted_drop_low is not None and p.predicted_drop_high is not None]
     covered = sum(1 for p in bounded if p.predicted_drop_low <= p.drop <= p.predicted_drop_high)
-    if not shown:
-        return Fidelity(up_to, 0, float("nan"), 0, 0, float("nan"), 0, 0)
     return Fidelity(up_to, len(shown), float(np.median(error)), int(np.sum(error <= 0.5)), int(np.sum(error <= 1.0)),
                     float(error.max()), len(bounded), covered)

@@ -142,11 +142,7 @@ def predicted_vs_measured(front: Front) -> bytes:
         axes.legend(fontsize=8)
     axes.set_xlabel("predicted top-1 drop (points)")
     axes.set_ylabel("measured top-1 drop (points)")
-    fidelity = prediction_fidelity(front)
-    summary = (f"measured ≤ {fidelity.up_to:g} points: {fidelity.within_one}/{fidelity.count} within 1 point, median |error| "
-               f"{fidelity.median_error:.2f}" if fidelity.count else f"no prediction at ≤ {fidelity.up_to:g} points measured yet")
-    if fidelity.coverage is not None:
-        summary += f", {fidelity.coverage:.0%} in interval"
-    axes.set_title(f"{front.study}: surrogate against real inference\n{summary}", fontsize=9)
+    axes.set_title(f"{front.study}: surrogate against real inference\n{prediction_fidelity(front).short_text()}",
+                   fontsize=9)
     axes.grid(alpha=0.3)
     return png_bytes(figure)

@@ -172,9 +172,10 @@ def calibrate_by_injection(
             layer = qnet.layer(name)
             info = qnet.layers[name]
             s = sensitivities[name]
-            shares, centred_powers = [], []
+            shares, centred_powers, variances = [], [], []
             for level in INJECTION_POWERS:
                 variance = level * output_energy[name] / (info.m * info.n)  # per output, accumulator units
+                variances.append(variance)
                 generator = torch.Generator().manual_seed(seed * 7919 + index)  # the same draws at every level
                 layer.noise = lambda _layer, sums, std=variance**0.5, g=generator: (torch.randn(
                     sums.shape, generator=g, dtype=torch.float64) * std).to(sums.device)
@@ -189,8 +190,7 @@ def calibrate_by_injection(
                 shares.append(centred_power / raw_power if raw_power > 0 else 1.0)
                 centred_powers.append(centred_power / len(data))
             # the factor: measured / linearised at the reference level, INJECTION_POWERS[0]
-            reference_variance = INJECTION_POWERS[0] * output_energy[name] / (info.m * info.n)
-            predicted = float(s.white.sum() * reference_variance)
+            predicted = float(s.white.sum() * variances[0])
             s.factor = centred_powers[0] / predicted if predicted > 0 else 1.0
             s.levels, s.shares = np.array(INJECTION_POWERS), np.array(shares)
             logger.debug("layer %s: injection factor %.3f, centred shares %s", name, s.factor, np.round(s.shares, 3))

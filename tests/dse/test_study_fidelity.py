@@ -51,3 +51,9 @@ def test_the_front_table_prints_it():
     assert table.splitlines()[-1] == ("surrogate against these measurements: 2 measured at <= 3 points: median "
                                       "|predicted - measured| 0.60, 1 within 0.5 point, 1 within 1, largest 1.10; "
                                       "100% inside the predicted 80% interval")
+
+
+def test_the_plot_title_line_is_short_and_says_the_same():
+    fidelity = prediction_fidelity(front_of([measured(0.2, 0.3, 0.0, 0.5), measured(0.4, 1.5)]))
+    assert fidelity.short_text() == "measured ≤ 3 points: 1/2 within 1 point, median |error| 0.60, 100% in interval"
+    assert prediction_fidelity(front_of([measured(0.1, None)])).short_text() == "no prediction at ≤ 3 points measured yet"
