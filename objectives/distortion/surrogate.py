@@ -23,6 +23,7 @@ import numpy as np
 from ..atomic_file import write_atomically
 from .closed_form import relative_distortion
 from .layer_model import COMPENSATIONS, LEVELS, channel_moments, predict_error_energy, residual_variance
+from .layer_response import RESPONSE_DESIGNS, apply_responses, measure_responses
 from .drop_model import COVERAGE, DropModel, MarginCurve
 from .moments import error_tables
 from .network_score import ScoreTable
@@ -31,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 2  # 2: the margin curve and the drop model (was: an isotonic map)
 #: Revision of the model behind a surrogate's numbers, part of its cache key: bump it when they change.
-MODEL_REVISION = 5
+MODEL_REVISION = 6  # 6: each layer's response measured with real designs
 
 
 @dataclass
@@ -189,9 +190,10 @@ class NetworkSurrogate:
         compensation: str = "none",
         seed: int = 0,
         progress: bool = True,
+        response_designs: int = RESPONSE_DESIGNS,
     ) -> "NetworkSurrogate":
         """Compute operand statistics, sensitivities and every design's score contribution per layer."""
-        return cls.build_many(qnet, multipliers, (compensation,), seed, progress)[compensation]
+        return cls.build_many(qnet, multipliers, (compensation,), seed, progress, response_designs)[compensation]
 
     @classmethod
     def build_many(
@@ -201,8 +203,10 @@ class NetworkSurrogate:
         compensations: Sequence[str] = COMPENSATIONS,
         seed: int = 0,
         progress: bool = True,
+        response_designs: int = RESPONSE_DESIGNS,
     ) -> dict[str, "NetworkSurrogate"]:
-        """One surrogate per compensation, sharing the operand statistics and sensitivities (computed once)."""
+        """One surrogate per compensation, sharing the operand statistics and sensitivities (computed once);
+        ``response_designs``: real designs measured alone per layer for its response (0: the linearised table)."""
         from .operands import collect_operands
         from .sensitivity import calibrate_by_injection, linearised_sensitivities
 
@@ -250,10 +254,14 @@ class NetworkSurrogate:
                 contributions[compensation][li] = sensitivities[name].logit_error(bias, gain, residual, relative_power)
         designs = tuple(m.name for m in multipliers)
         macs = np.array([qnet.layers[name].macs for name in names], dtype=np.float64)
-        return {
-            c: cls(ScoreTable(tuple(names), designs, np.maximum(contributions[c], 0.0)), c, distortion[c], macs)
-            for c in compensations
-        }
+        tables = {}
+        for c in compensations:
+            table = np.maximum(contributions[c], 0.0)
+            if response_designs > 0:
+                responses = measure_responses(qnet, multipliers, table, c, response_designs, progress=progress)
+                table = apply_responses(table, names, responses)
+            tables[c] = table
+        return {c: cls(ScoreTable(tuple(names), designs, tables[c]), c, distortion[c], macs) for c in compensations}
 
 
 def _energy_per_row(moments: dict[str, np.ndarray], compensation: str) -> np.ndarray:
