@@ -160,6 +160,10 @@ class SurrogateSection:
     calibration_points: int = key(
         4, "real inferences along the surrogate's greedy path that first fit its score-to-drop map", minimum=2
     )
+    response_designs: int = key(
+        9, "real designs run alone in each layer, on the calibration images, to measure how its errors reach the "
+        "logits (0: the linearised sensitivities alone); each costs one pass per layer and compensation", minimum=0
+    )
 
 
 @dataclass(frozen=True)

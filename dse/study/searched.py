@@ -99,7 +99,8 @@ def build_study_surrogate(
     target: "Target", multipliers: Sequence[Any], compensation: str, folder: Path, progress: bool = True
 ) -> "Surrogate":
     """The study's surrogate for its compensation mode, loaded from ``folder`` or built and saved there."""
-    cache = Path(folder) / design_set_key(multipliers, compensation, tuning_key(target.qnet))
+    responses = target.config.surrogate.response_designs
+    cache = Path(folder) / design_set_key(multipliers, compensation, tuning_key(target.qnet), responses)
     ready = (cache / "surrogate.json").is_file() and (compensation != SEARCHED or (cache / CHOICES_FILE).is_file())
     if ready:
         loaded = _load_cached(cache, compensation == SEARCHED, list(target.approximated), [m.name for m in multipliers])
@@ -107,9 +108,11 @@ def build_study_surrogate(
             return loaded
     seed = target.config.search.seed
     if compensation != SEARCHED:
-        surrogate = NetworkSurrogate.build(target.qnet, multipliers, compensation=compensation, seed=seed, progress=progress)
+        surrogate = NetworkSurrogate.build(target.qnet, multipliers, compensation=compensation, seed=seed, progress=progress,
+                                           response_designs=responses)
     else:
-        parts = NetworkSurrogate.build_many(target.qnet, multipliers, COMPENSATION_CHOICES, seed=seed, progress=progress)
+        parts = NetworkSurrogate.build_many(target.qnet, multipliers, COMPENSATION_CHOICES, seed=seed, progress=progress,
+                                            response_designs=responses)
         surrogate = SearchedSurrogate.combine(parts)
         logger.info("best predicted compensation of each (layer, design): %s", json.dumps(surrogate.summary()))
     surrogate.save(cache)

@@ -284,13 +284,16 @@ def _error_parts(moments: dict[str, np.ndarray], compensation: str) -> tuple[np.
     return bias, gain, residual
 
 
-def design_set_key(multipliers: Sequence[Any], compensation: str, extra: str = "") -> str:
+def design_set_key(multipliers: Sequence[Any], compensation: str, extra: str = "",
+                   response_designs: int = RESPONSE_DESIGNS) -> str:
     """A short hash naming a surrogate built for these designs and this compensation (``extra``: anything else
-    deciding it, such as weight tuning)."""
+    deciding it, such as weight tuning; ``response_designs``: the designs measured per layer for its response)."""
     digest = hashlib.sha256()
     for m in multipliers:
         digest.update(m.name.encode() + m.lut_sha256.encode())
     digest.update(compensation.encode() + extra.encode() + f"model {MODEL_REVISION}".encode())
+    if response_designs != RESPONSE_DESIGNS:
+        digest.update(f"response {response_designs}".encode())
     return digest.hexdigest()[:16]
 
 
