@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import textwrap
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
@@ -142,7 +143,7 @@ def predicted_vs_measured(front: Front) -> bytes:
         axes.legend(fontsize=8)
     axes.set_xlabel("predicted top-1 drop (points)")
     axes.set_ylabel("measured top-1 drop (points)")
-    axes.set_title(f"{front.study}: surrogate against real inference\n{prediction_fidelity(front).short_text()}",
-                   fontsize=9)
+    record = "\n".join(textwrap.wrap(prediction_fidelity(front).short_text(), 62))  # the figure's width, at 9 pt
+    axes.set_title(f"{front.study}: surrogate against real inference\n{record}", fontsize=9)
     axes.grid(alpha=0.3)
     return png_bytes(figure)
