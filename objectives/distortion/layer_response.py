@@ -29,8 +29,8 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-#: Real designs measured alone in each layer, at evenly spaced ranks of its contributions (eighths); part of the
-#: model, so a change to it goes with a new MODEL_REVISION (the cache key). With 5, designs between them measured
+#: Real designs measured alone in each layer, at evenly spaced ranks of its contributions (eighths); a surrogate's
+#: cache key holds the count it was built with. With 5, designs between them measured
 #: on held-out images were 1.04 times the mapped contribution (quartiles 0.95-1.37; up to 6x just below the largest);
 #: with 9, 1.02 (0.92-1.20), at about a second per design and compensation in a ResNet-20 layer on 2 cores.
 RESPONSE_DESIGNS = 9
@@ -99,11 +99,12 @@ def response_designs(contributions: np.ndarray, count: int = RESPONSE_DESIGNS) -
 
 
 def measure_responses(
-    qnet: Any, multipliers: Sequence[Any], contributions: np.ndarray, compensation: str, count: int = RESPONSE_DESIGNS,
+    qnet: Any, multipliers: Sequence[Any], tables: dict[str, np.ndarray], count: int = RESPONSE_DESIGNS,
     max_images: int = 256, progress: bool = False,
-) -> dict[str, LayerResponse]:
-    """Each layer's response: ``count`` designs of ``contributions`` (L, M) run alone in it, under ``compensation``,
-    on the first ``max_images`` calibration images; their centred logit error power against their contribution."""
+) -> dict[str, dict[str, LayerResponse]]:
+    """Each layer's response under each compensation of ``tables`` ({compensation: (L, M) contributions}): ``count``
+    designs of its row run alone in it on the first ``max_images`` calibration images, their centred logit error
+    power against their contribution (the exact network's logits taken once for all)."""
     import torch
 
     from ..evaluate import batches
@@ -111,10 +112,11 @@ def measure_responses(
 
     names = list(qnet.layers)
     data = _first_images(qnet.calibration, max_images)
-    plan = [(li, m) for li in range(len(names)) for m in response_designs(contributions[li], count)]
+    plan = [(c, li, m) for c, table in tables.items() for li in range(len(names))
+            for m in response_designs(table[li], count)]
     saved = dict(qnet.assignment), qnet.compensation, dict(qnet.injection)
     qnet.reset()
-    measured: dict[int, list[tuple[float, float]]] = {li: [] for li in range(len(names))}
+    measured: dict[tuple[str, int], list[tuple[float, float]]] = {}
     try:
         with torch.no_grad():
             # logits to the CPU in float64 before any sum, as the injection calibration: the same on every device
@@ -123,23 +125,23 @@ def measure_responses(
             if progress:
                 from tqdm import tqdm
 
-                iterator = tqdm(plan, desc=f"layer response ({compensation})", unit="design")
-            for li, m in iterator:
+                iterator = tqdm(plan, desc="layer response", unit="design")
+            for compensation, li, m in iterator:
                 qnet.set_assignment({names[li]: multipliers[m]}, compensation=compensation)
                 power = 0.0
                 for (x, _), ref in zip(batches(data, qnet.batch_size, progress=False), reference):
                     power += float((centred(qnet(x).double().cpu() - ref) ** 2).sum())
-                measured[li].append((float(contributions[li, m]), power / len(data)))
+                point = (float(tables[compensation][li, m]), power / len(data))
+                measured.setdefault((compensation, li), []).append(point)
     finally:
         assignment, mode, injection = saved
         qnet.set_assignment(assignment, mode)
         qnet.set_injection(injection)
-    responses = {}
-    for li, name in enumerate(names):
-        if measured[li]:
-            points = np.array(sorted(measured[li]))
-            responses[name] = LayerResponse(points[:, 0], points[:, 1])
-            logger.debug("layer %s (%s): response %s", name, compensation, np.round(points, 6).tolist())
+    responses: dict[str, dict[str, LayerResponse]] = {c: {} for c in tables}
+    for (compensation, li), points in measured.items():
+        points = np.array(sorted(points))
+        responses[compensation][names[li]] = LayerResponse(points[:, 0], points[:, 1])
+        logger.debug("layer %s (%s): response %s", names[li], compensation, np.round(points, 6).tolist())
     return responses
 
 

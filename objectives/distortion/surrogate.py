@@ -23,8 +23,8 @@ import numpy as np
 from ..atomic_file import write_atomically
 from .closed_form import relative_distortion
 from .layer_model import COMPENSATIONS, LEVELS, channel_moments, predict_error_energy, residual_variance
-from .layer_response import RESPONSE_DESIGNS, apply_responses, measure_responses
 from .drop_model import COVERAGE, DropModel, MarginCurve
+from .layer_response import RESPONSE_DESIGNS, apply_responses, measure_responses
 from .moments import error_tables
 from .network_score import ScoreTable
 
@@ -254,13 +254,10 @@ class NetworkSurrogate:
                 contributions[compensation][li] = sensitivities[name].logit_error(bias, gain, residual, relative_power)
         designs = tuple(m.name for m in multipliers)
         macs = np.array([qnet.layers[name].macs for name in names], dtype=np.float64)
-        tables = {}
-        for c in compensations:
-            table = np.maximum(contributions[c], 0.0)
-            if response_designs > 0:
-                responses = measure_responses(qnet, multipliers, table, c, response_designs, progress=progress)
-                table = apply_responses(table, names, responses)
-            tables[c] = table
+        tables = {c: np.maximum(contributions[c], 0.0) for c in compensations}
+        if response_designs > 0:
+            responses = measure_responses(qnet, multipliers, tables, response_designs, progress=progress)
+            tables = {c: apply_responses(tables[c], names, responses[c]) for c in compensations}
         return {c: cls(ScoreTable(tuple(names), designs, tables[c]), c, distortion[c], macs) for c in compensations}
 
 
@@ -292,8 +289,7 @@ def design_set_key(multipliers: Sequence[Any], compensation: str, extra: str = "
     for m in multipliers:
         digest.update(m.name.encode() + m.lut_sha256.encode())
     digest.update(compensation.encode() + extra.encode() + f"model {MODEL_REVISION}".encode())
-    if response_designs != RESPONSE_DESIGNS:
-        digest.update(f"response {response_designs}".encode())
+    digest.update(f"response {response_designs}".encode())
     return digest.hexdigest()[:16]
 
 
