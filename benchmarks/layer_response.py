@@ -1,4 +1,4 @@
-"""Each layer's response to real designs, checked where it was not measured: other designs, held-out test images.
+"""Each layer's response to real designs, checked between the designs it measured, on held-out test images.
 
     python benchmarks/layer_response.py                      # ResNet-20 as the shipped study runs it
     python benchmarks/layer_response.py --designs 4 --images 1000
@@ -6,14 +6,16 @@
 The surrogate maps every design's linearised contribution through its layer's response, measured with
 :data:`objectives.distortion.layer_response.RESPONSE_DESIGNS` real designs alone in the layer on the
 calibration images (at evenly spaced ranks of its contributions, smallest to largest). This puts ``--designs``
-other designs per layer (at the ranks halfway between: with ``--designs`` 8 none the response measured)
-alone in that layer, runs the quantised network by bit-exact emulation on the first ``--images`` test images
-(held out: not the calibration images) and measures the centred logit error power each causes, against the
-surrogate's contribution for it. Per layer it prints the measured power of the smallest design (what any
-error at all costs: requantisation rounding downstream), the ratio measured / contribution at the smallest
-and the largest design, and how well the contributions order the measurements. Ratios near 1 everywhere say
-the response carries over to designs and images it never saw; the linearised table (model revision 5) was
-off by 0.27-490x (README).
+designs per layer, at the ranks halfway between (sixteenths with the default 8), alone in that layer, runs the
+quantised network by bit-exact emulation on the first ``--images`` test images (held out: not the calibration
+images) and measures the centred logit error power each causes, against the surrogate's contribution for it. The
+ranks are taken on the surrogate's table; with compensation searched that table takes each design's best of three
+compensations, whose responses measured designs at their own ranks, so a pick is mostly, not surely, a design the
+response did not measure; the images are held out either way. Per layer it prints the measured power of the
+smallest design (what any error at all costs: requantisation rounding downstream), the ratio measured /
+contribution at the smallest and the largest design, and how well the contributions order the measurements.
+Ratios near 1 everywhere say the response carries over to designs and images it did not see; with
+``--set surrogate.response_designs=0`` the same check runs against the linearised table.
 """
 
 from __future__ import annotations
