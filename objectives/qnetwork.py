@@ -169,9 +169,7 @@ class QuantizedNetwork:
             if mode not in MODES:
                 raise AssignmentError(f"unknown compensation {mode!r}; choose one of {', '.join(MODES)}")
         resolved = resolve_assignment(mapping, self.layers, self.scheme, imports)
-        fitted = {n: m for n, m in resolved.items() if modes[n] in ("affine", "threshold")}
-        if fitted:
-            self._fit_affine(fitted, modes, method)
+        self._fit_compensation(resolved, modes, method)
         for name in self.layers:
             layer = self.layer(name)
             multiplier = resolved.get(name)
@@ -185,6 +183,21 @@ class QuantizedNetwork:
             layer.set_correction(*self._correction(name, multiplier, modes[name]))
         stored = compensation if isinstance(compensation, str) else dict(compensation)
         self.assignment, self.compensation, self.method = resolved, stored, method
+
+    def fit_compensation(self, mapping: Mapping[str, Any], compensation: str, method: str = "auto") -> None:
+        """Fit now, in one calibration pass, the constants ``compensation`` needs for each layer's design in
+        ``mapping`` (none for modes without fitted constants); a later :meth:`set_assignment` of any of them, alone
+        or together, reuses them. Each layer's fit sees the exact network, so fitting layers together or one at a
+        time gives the same constants."""
+        if compensation not in MODES:
+            raise AssignmentError(f"unknown compensation {compensation!r}; choose one of {', '.join(MODES)}")
+        resolved = resolve_assignment(mapping, self.layers, self.scheme)
+        self._fit_compensation(resolved, {name: compensation for name in self.layers}, method)
+
+    def _fit_compensation(self, resolved: Mapping[str, Any], modes: Mapping[str, str], method: str) -> None:
+        fitted = {n: m for n, m in resolved.items() if modes[n] in ("affine", "threshold")}
+        if fitted:
+            self._fit_affine(fitted, modes, method)
 
     def set_injection(self, mapping: Mapping[str, ErrorSpec], seed: int = 0) -> None:
         """Synthetic errors per layer (layers left out get none); replaces any earlier injection."""

@@ -118,6 +118,7 @@ def measure_responses(
     qnet.reset()
     measured: dict[tuple[str, int], list[tuple[float, float]]] = {}
     try:
+        _fit_compensations(qnet, names, multipliers, plan)
         with torch.no_grad():
             # logits to the CPU in float64 before any sum, as the injection calibration: the same on every device
             reference = [qnet(x).double().cpu() for x, _ in batches(data, qnet.batch_size, progress=False)]
@@ -143,6 +144,19 @@ def measure_responses(
         responses[compensation][names[li]] = LayerResponse(points[:, 0], points[:, 1])
         logger.debug("layer %s (%s): response %s", names[li], compensation, np.round(points, 6).tolist())
     return responses
+
+
+def _fit_compensations(qnet: Any, names: Sequence[str], multipliers: Sequence[Any],
+                       plan: Sequence[tuple[str, int, int]]) -> None:
+    """Fit the compensation constants of every design the plan measures, one calibration pass per round (the i-th
+    design of every layer), instead of one pass per design as each assignment would."""
+    rounds: dict[tuple[str, int], dict[str, Any]] = {}
+    taken: dict[tuple[str, int], int] = {}
+    for compensation, li, m in plan:
+        i = taken[(compensation, li)] = taken.get((compensation, li), -1) + 1
+        rounds.setdefault((compensation, i), {})[names[li]] = multipliers[m]
+    for (compensation, _), mapping in rounds.items():
+        qnet.fit_compensation(mapping, compensation)
 
 
 def apply_responses(contributions: np.ndarray, layer_names: Sequence[str],

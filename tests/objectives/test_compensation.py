@@ -105,3 +105,30 @@ def test_threshold_mode_is_an_offset_that_leaves_constant_errors_to_bias(digits_
     assert torch.all(layer.gain == 1) and torch.all(torch.isfinite(layer.offset)) and torch.any(layer.offset != 0)
     digits_net.reset()
     assert found["threshold"] < 0.5 * found["none"]
+
+
+def test_constants_fitted_for_several_layers_at_once_equal_those_fitted_one_layer_at_a_time(digits):
+    """fit_compensation fits every layer of a mapping in one calibration pass; each layer's fit sees the exact
+    network, so its gain and offset are bit-identical to a fit of that layer alone, and assigning any of them later
+    runs no further pass."""
+    from objectives.quantize import quantize
+
+    network, data = digits
+    design = {"conv1": "trunc_s_t8", "conv2": "bam_s_hbl4_vbl10", "conv3": "trunc_s_t10"}
+    together = quantize(network.model, data.calibration, network.input_shape, "int8")
+    alone = quantize(network.model, data.calibration, network.input_shape, "int8")
+    passes = []
+    together._run_calibration = lambda what, run=together._run_calibration: (passes.append(what), run(what))[1]
+    together.fit_compensation(design, "affine")
+    assert passes == ["affine fit"]
+    for layer, name in design.items():
+        alone.set_assignment({layer: name}, compensation="affine")
+        together.set_assignment({layer: name}, compensation="affine")
+        for attribute in ("gain", "offset"):
+            assert torch.equal(getattr(together.layer(layer), attribute), getattr(alone.layer(layer), attribute))
+        assert not torch.all(together.layer(layer).gain == 1)
+    assert passes == ["affine fit"]  # every later assignment reused the constants
+    together.fit_compensation(design, "bias")  # nothing to fit for bias
+    assert passes == ["affine fit"]
+    with pytest.raises(Exception, match="unknown compensation"):
+        together.fit_compensation(design, "gain")
