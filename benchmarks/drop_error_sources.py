@@ -3,18 +3,17 @@
     python benchmarks/surrogate_validation.py --assignments 40 --uniform 30 --small 30 --out results.json
     python benchmarks/drop_error_sources.py results.json                  # its uniform and small pools
 
-The surrogate predicts an assignment's drop in two steps: the score (the predicted logit error power per image
-that can move a decision, a sum over layers: :func:`objectives.distortion.layer_response.decision_power`) and the
-drop model
+The surrogate predicts an assignment's drop in two steps: the score (the predicted logit error power
+E||d logits||^2 per image of the logits centred over classes, a sum over layers) and the drop model
 (the score as isotropic logit noise through the exact network's margin curve,
 :mod:`objectives.distortion.drop_model`). This runs the assignments a validation run measured
 (``--pools``) again, keeping their logits, and splits the error between the steps:
 
-* score vs the decision power measured on the same images: their ratio and rank correlation, and the share of
-  the whole power that shifts every logit of an image alike (it moves no decision);
-* the **oracle**: the margin curve given each assignment's *measured* decision power (sigma^2 =
+* score vs the (centred) logit error power measured on the same images: their ratio and rank correlation,
+  and the share of the whole power that shifts every logit of an image alike (it moves no decision);
+* the **oracle**: the margin curve given each assignment's *measured* logit error power (sigma^2 =
   power / (classes - 1)), so no score error at all; if it is off by as much as the surrogate, the score
-  is not what limits it; and the same with the measured centred power (the score of model revisions <= 7);
+  is not what limits it;
 * the **shuffled oracle**: each assignment's measured logit errors added to the exact logits of
   other images (the error's own distribution, independent of which images it hits);
 * the noise floor: the median |error| a prediction exact in expectation would show, given each
@@ -79,40 +78,36 @@ def main() -> None:
 
     from objectives.evaluate import drop_standard_error
 
-    from objectives.distortion.layer_response import decision_power
-
-    power, decision, common, shuffled, noise, drops = [], [], [], [], [], []
+    power, common, shuffled, noise, drops = [], [], [], [], []
     rng = np.random.default_rng(0)
     for row in tqdm(rows, desc="logits", unit="eval"):
         z, _ = logits(bench, row)
         error = z - exact
         alike = error.mean(axis=1, keepdims=True)  # the part that shifts every logit of an image alike
         power.append(float(((error - alike) ** 2).sum(axis=1).mean()))
-        decision.append(decision_power(error, exact))
         common.append(float(classes * (alike**2).mean()))
         hits = z.argmax(axis=1) == labels
         drops.append(100.0 * (hit.mean() - hits.mean()))
         noise.append(drop_standard_error(packed, np.packbits(hits).tobytes(), len(labels)))
         kept = [np.mean((exact + error[rng.permutation(len(labels))]).argmax(axis=1) == labels) for _ in range(SHUFFLES)]
         shuffled.append(100.0 * (hit.mean() - np.mean(kept)))
-    power, decision, common, shuffled, noise, drops = map(np.array, (power, decision, common, shuffled, noise, drops))
+    power, common, shuffled, noise, drops = map(np.array, (power, common, shuffled, noise, drops))
     if np.max(np.abs(drops - measured)) > 1e-6:
         print(f"warning: the drops measured again differ from the file's by up to {np.max(np.abs(drops - measured)):.2f}")
     score = surrogate.score(rows)
     curve = surrogate.margins
     approximate = score > 0
-    q1, median, q3 = np.percentile(decision[approximate] / score[approximate], [25, 50, 75])
+    q1, median, q3 = np.percentile(power[approximate] / score[approximate], [25, 50, 75])
     print(f"{len(rows)} assignments of the {', '.join(pools)} pool(s), {bench.images} images")
-    print(f"measured decision power / score: median {median:.2f} (quartiles {q1:.2f}-{q3:.2f}); "
-          f"Spearman(score, power) {spearmanr(score, decision)[0]:.3f}")
+    print(f"measured logit error power / score: median {median:.2f} (quartiles {q1:.2f}-{q3:.2f}); "
+          f"Spearman(score, power) {spearmanr(score, power)[0]:.3f}")
     whole = power + common
     share = common[whole > 0] / whole[whole > 0]
     print(f"share of the whole logit error power alike in every logit (moves no decision): "
           f"median {np.median(share):.1%}, max {np.max(share):.1%}" if len(share) else "no logit error measured")
     predictions = {
         "surrogate (score, fitted model)": surrogate.predict_drop(rows),
-        "oracle (measured decision power)": curve(np.sqrt(decision / curve.directions)),
-        "oracle (measured centred power)": curve(np.sqrt(power / curve.directions)),
+        "oracle (measured power, curve)": curve(np.sqrt(power / curve.directions)),
         "shuffled oracle (measured errors)": shuffled,
     }
     small = measured <= 3.0
