@@ -8,10 +8,10 @@ The surrogate maps every design's linearised contribution through its layer's re
 calibration images (at evenly spaced ranks of its contributions, smallest to largest). This puts ``--designs``
 designs per layer, at the ranks halfway between (sixteenths with the default 8), alone in that layer, runs the
 quantised network by bit-exact emulation on the first ``--images`` test images (held out: not the calibration
-images) and measures the logit error power each causes (its decision power, as the response measures it), against
-the surrogate's contribution for it. The ranks are taken on the surrogate's table; with compensation searched that
-table takes each design's best of three compensations, whose responses measured designs at their own ranks, so a
-pick is mostly, not surely, a design the response did not measure; the images are held out either way. Per layer it prints the measured power of the
+images) and measures the centred logit error power each causes, against the surrogate's contribution for it. The
+ranks are taken on the surrogate's table; with compensation searched that table takes each design's best of three
+compensations, whose responses measured designs at their own ranks, so a pick is mostly, not surely, a design the
+response did not measure; the images are held out either way. Per layer it prints the measured power of the
 smallest design (what any error at all costs: requantisation rounding downstream), the ratio measured /
 contribution at the smallest and the largest design, and how well the contributions order the measurements.
 Ratios near 1 everywhere say the response carries over to designs and images it did not see; with
@@ -47,7 +47,6 @@ def main() -> None:
     import surrogate_validation as validation
     from dse.errors import UserError
     from dse.output import format_table
-    from objectives.distortion.layer_response import decision_power
 
     run = argparse.Namespace(study=args.study, network=None, weights=None, data=None, scheme=None, tune_weights=None,
                              compensation=None, set=args.set, limit=None)
@@ -63,8 +62,10 @@ def main() -> None:
     reference, _ = drop_error_sources.logits(bench, np.full(n_layers, exact), images)
 
     def power(row: np.ndarray) -> float:
-        """Decision power per image of an assignment's logit error against the exact network (as the response)."""
-        return decision_power(drop_error_sources.logits(bench, row, images)[0] - reference, reference)
+        """Centred logit error power per image of an assignment against the exact network."""
+        error = drop_error_sources.logits(bench, row, images)[0] - reference
+        error -= error.mean(axis=1, keepdims=True)
+        return float((error**2).sum(axis=1).mean())
 
     rows, ratios = [], []
     for li in tqdm(range(n_layers), desc="layers", unit="layer"):
@@ -87,7 +88,7 @@ def main() -> None:
     print(format_table(["layer", "smallest design: measured", "ratio there", "ratio at largest", "largest contribution",
                         "Spearman"], rows, "lrrrrr"))
     spread = np.concatenate(ratios)
-    print(f"measured logit error (decision) power / score contribution over {len(spread)} single-layer evaluations on "
+    print(f"measured centred logit error power / score contribution over {len(spread)} single-layer evaluations on "
           f"{len(images)} held-out test images: median {np.exp(np.median(spread)):.2f}, quartiles "
           f"{np.exp(np.percentile(spread, 25)):.2f}-{np.exp(np.percentile(spread, 75)):.2f}, std of its log "
           f"{spread.std():.3f}")

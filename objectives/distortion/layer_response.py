@@ -13,20 +13,10 @@ design's error level and both properties of the layer (measured on ResNet-20, ``
 One concentrated assignment is then ruled by one layer's bend and a spread one averages many, which made the
 score over-predict concentrated assignments and under-predict spread ones. So after the table is built, a few
 real designs per layer (:data:`RESPONSE_DESIGNS`, spanning its contributions) run alone in that layer, with the
-compensation and weight tuning the table is for, on the calibration images; their measured logit error power is
-the response at their contribution, and every contribution of the layer is mapped through those points
+compensation and weight tuning the table is for, on the calibration images; their measured centred logit error
+power is the response at their contribution, and every contribution of the layer is mapped through those points
 (monotone, interpolated in log-log). The designs measured get exactly their measured power; the real errors of
-different layers add (measured in centred power on ResNet-20: the whole assignment over the sum of its layers alone
-is 0.86-1.19).
-
-The power measured is the part of the logit change that can move a decision (:func:`decision_power`): centred over
-classes, without its component along each image's own centred logits (adding a multiple of an image's own logits
-rescales them and keeps their argmax), over the square of the logits' common gain (shrunk logits have smaller
-margins for the rest of the error to cross). Some designs' errors are mostly such a rescaling: on the digits
-CNN, the truncated design with the largest centred power in the last convolution moved almost no decision, and
-scaled down the errors of the layers before it (with them, the whole assignment's centred power was less than the
-sum of its layers'). Counted in centred power, it was behind every prediction of the digits study that missed
-the measured drop by more than a point.
+different layers add (measured: the whole assignment over the sum of its layers alone is 0.86-1.19).
 """
 
 from __future__ import annotations
@@ -48,9 +38,6 @@ RESPONSE_DESIGNS = 9
 #: the largest, like the error power.
 SLOPE_BELOW = 0.5
 SLOPE_ABOVE = 1.0
-#: The smallest common gain 1 + g of the logits :func:`decision_power` divides by: a design that shrinks them to
-#: less (or reverses them) has its remaining error counted as if they had shrunk to this.
-GAIN_FLOOR = 0.01
 
 
 @dataclass(frozen=True)
@@ -58,7 +45,7 @@ class LayerResponse:
     """Measured logit error power of a layer at a few contributions, as a monotone map of any contribution."""
 
     contributions: np.ndarray  # (P,) increasing, > 0
-    powers: np.ndarray  # (P,) measured decision power of the logit error per image, >= 0
+    powers: np.ndarray  # (P,) measured centred logit error power per image, >= 0
 
     def __post_init__(self) -> None:
         c, p = np.asarray(self.contributions, dtype=np.float64), np.asarray(self.powers, dtype=np.float64)
@@ -111,44 +98,17 @@ def response_designs(contributions: np.ndarray, count: int = RESPONSE_DESIGNS) -
     return chosen
 
 
-def decision_power(change: np.ndarray, reference: np.ndarray) -> float:
-    """Per image, the power of a logit change (N, C) against the reference logits (N, C) that can move decisions:
-    the centred power of the isotropic noise that would move as many.
-
-    Centred over classes, the change has a component along each image's own centred logits, which rescales them
-    and keeps their argmax; it is removed. Isotropic noise loses one of its C - 1 centred directions to that, so
-    the rest is scaled by (C - 1) / (C - 2), which keeps such noise at its centred power. What the rescaling does
-    do is shrink or grow every margin: the logits' common gain 1 + g (pooled over the images) turns the rest into
-    an error of the original logits divided by 1 + g, so the power is divided by (1 + g)^2, with 1 + g taken as
-    at least :data:`GAIN_FLOOR` (a design that collapses or reverses the logits loses their decisions to any
-    error). With 2 classes the centred logits have one direction only; their centred power is returned.
-    """
-    change = np.asarray(change, dtype=np.float64)
-    change = change - change.mean(axis=1, keepdims=True)
-    images, classes = change.shape
-    if not images:
-        return 0.0
-    if classes <= 2:
-        return float((change**2).sum()) / images
-    own = np.asarray(reference, dtype=np.float64)
-    own = own - own.mean(axis=1, keepdims=True)
-    norm = (own**2).sum(axis=1, keepdims=True)
-    projection = (change * own).sum(axis=1, keepdims=True)
-    along = np.divide(projection, norm, out=np.zeros_like(norm), where=norm > 0)
-    rest = float(((change - along * own) ** 2).sum()) / images * (classes - 1) / (classes - 2)
-    gain = float(projection.sum() / norm.sum()) if norm.sum() > 0 else 0.0
-    return rest / max(1.0 + gain, GAIN_FLOOR) ** 2
-
-
 def measure_responses(
     qnet: Any, multipliers: Sequence[Any], tables: dict[str, np.ndarray], count: int = RESPONSE_DESIGNS,
     max_images: int = 256, progress: bool = False,
 ) -> dict[str, dict[str, LayerResponse]]:
     """Each layer's response under each compensation of ``tables`` ({compensation: (L, M) contributions}): ``count``
-    designs of its row run alone in it on the first ``max_images`` calibration images, their logit error's
-    :func:`decision_power` per image against their contribution (the exact network's logits taken once for all)."""
-    from .drop_model import logits_on
-    from .sensitivity import _first_images
+    designs of its row run alone in it on the first ``max_images`` calibration images, their centred logit error
+    power against their contribution (the exact network's logits taken once for all)."""
+    import torch
+
+    from ..evaluate import batches
+    from .sensitivity import _first_images, centred
 
     names = list(qnet.layers)
     data = _first_images(qnet.calibration, max_images)
@@ -159,18 +119,21 @@ def measure_responses(
     measured: dict[tuple[str, int], list[tuple[float, float]]] = {}
     try:
         _fit_compensations(qnet, names, multipliers, plan)
-        # logits to the CPU in float64 before any sum, as the injection calibration: the same on every device
-        reference, _ = logits_on(qnet, data)
-        iterator = plan
-        if progress:
-            from tqdm import tqdm
+        with torch.no_grad():
+            # logits to the CPU in float64 before any sum, as the injection calibration: the same on every device
+            reference = [qnet(x).double().cpu() for x, _ in batches(data, qnet.batch_size, progress=False)]
+            iterator = plan
+            if progress:
+                from tqdm import tqdm
 
-            iterator = tqdm(plan, desc="layer response", unit="design")
-        for compensation, li, m in iterator:
-            qnet.set_assignment({names[li]: multipliers[m]}, compensation=compensation)
-            logits, _ = logits_on(qnet, data)
-            point = (float(tables[compensation][li, m]), decision_power(logits - reference, reference))
-            measured.setdefault((compensation, li), []).append(point)
+                iterator = tqdm(plan, desc="layer response", unit="design")
+            for compensation, li, m in iterator:
+                qnet.set_assignment({names[li]: multipliers[m]}, compensation=compensation)
+                power = 0.0
+                for (x, _), ref in zip(batches(data, qnet.batch_size, progress=False), reference):
+                    power += float((centred(qnet(x).double().cpu() - ref) ** 2).sum())
+                point = (float(tables[compensation][li, m]), power / len(data))
+                measured.setdefault((compensation, li), []).append(point)
     finally:
         assignment, mode, injection = saved
         qnet.set_assignment(assignment, mode)
