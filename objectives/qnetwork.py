@@ -163,11 +163,7 @@ class QuantizedNetwork:
     ) -> None:
         """Give layers multipliers (names or Multiplier records); others exact; optional compensation, one
         mode for every layer or ``{layer: mode}`` (layers left out: none)."""
-        modes = {name: compensation if isinstance(compensation, str) else compensation.get(name, "none")
-                 for name in self.layers}
-        for mode in sorted(set(modes.values())):
-            if mode not in MODES:
-                raise AssignmentError(f"unknown compensation {mode!r}; choose one of {', '.join(MODES)}")
+        modes = self._modes(compensation)
         resolved = resolve_assignment(mapping, self.layers, self.scheme, imports)
         self._fit_compensation(resolved, modes, method)
         for name in self.layers:
@@ -189,10 +185,18 @@ class QuantizedNetwork:
         ``mapping`` (none for modes without fitted constants); a later :meth:`set_assignment` of any of them, alone
         or together, reuses them. Each layer's fit sees the exact network, so fitting layers together or one at a
         time gives the same constants."""
-        if compensation not in MODES:
-            raise AssignmentError(f"unknown compensation {compensation!r}; choose one of {', '.join(MODES)}")
-        resolved = resolve_assignment(mapping, self.layers, self.scheme)
-        self._fit_compensation(resolved, {name: compensation for name in self.layers}, method)
+        modes = self._modes(compensation)
+        self._fit_compensation(resolve_assignment(mapping, self.layers, self.scheme), modes, method)
+
+    def _modes(self, compensation: str | Mapping[str, str]) -> dict[str, str]:
+        """Each layer's compensation mode (one for all, or ``{layer: mode}`` with none for layers left out),
+        refusing unknown modes."""
+        modes = {name: compensation if isinstance(compensation, str) else compensation.get(name, "none")
+                 for name in self.layers}
+        for mode in sorted(set(modes.values())):
+            if mode not in MODES:
+                raise AssignmentError(f"unknown compensation {mode!r}; choose one of {', '.join(MODES)}")
+        return modes
 
     def _fit_compensation(self, resolved: Mapping[str, Any], modes: Mapping[str, str], method: str) -> None:
         fitted = {n: m for n, m in resolved.items() if modes[n] in ("affine", "threshold")}

@@ -112,13 +112,13 @@ def measure_responses(
 
     names = list(qnet.layers)
     data = _first_images(qnet.calibration, max_images)
-    plan = [(c, li, m) for c, table in tables.items() for li in range(len(names))
-            for m in response_designs(table[li], count)]
+    picks = {(c, li): response_designs(table[li], count) for c, table in tables.items() for li in range(len(names))}
+    plan = [(c, li, m) for (c, li), chosen in picks.items() for m in chosen]
     saved = dict(qnet.assignment), qnet.compensation, dict(qnet.injection)
     qnet.reset()
     measured: dict[tuple[str, int], list[tuple[float, float]]] = {}
     try:
-        _fit_compensations(qnet, names, multipliers, plan)
+        _fit_compensations(qnet, names, multipliers, picks)
         with torch.no_grad():
             # logits to the CPU in float64 before any sum, as the injection calibration: the same on every device
             reference = [qnet(x).double().cpu() for x, _ in batches(data, qnet.batch_size, progress=False)]
@@ -147,14 +147,14 @@ def measure_responses(
 
 
 def _fit_compensations(qnet: Any, names: Sequence[str], multipliers: Sequence[Any],
-                       plan: Sequence[tuple[str, int, int]]) -> None:
-    """Fit the compensation constants of every design the plan measures, one calibration pass per round (the i-th
-    design of every layer), instead of one pass per design as each assignment would."""
+                       picks: dict[tuple[str, int], list[int]]) -> None:
+    """Fit the compensation constants of every design picked ({(compensation, layer index): designs}), one
+    calibration pass per round (the i-th design of every layer), instead of one pass per design as each
+    assignment would."""
     rounds: dict[tuple[str, int], dict[str, Any]] = {}
-    taken: dict[tuple[str, int], int] = {}
-    for compensation, li, m in plan:
-        i = taken[(compensation, li)] = taken.get((compensation, li), -1) + 1
-        rounds.setdefault((compensation, i), {})[names[li]] = multipliers[m]
+    for (compensation, li), chosen in picks.items():
+        for i, m in enumerate(chosen):
+            rounds.setdefault((compensation, i), {})[names[li]] = multipliers[m]
     for (compensation, _), mapping in rounds.items():
         qnet.fit_compensation(mapping, compensation)
 

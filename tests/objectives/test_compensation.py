@@ -111,6 +111,7 @@ def test_constants_fitted_for_several_layers_at_once_equal_those_fitted_one_laye
     """fit_compensation fits every layer of a mapping in one calibration pass; each layer's fit sees the exact
     network, so its gain and offset are bit-identical to a fit of that layer alone, and assigning any of them later
     runs no further pass."""
+    from objectives.errors import AssignmentError
     from objectives.quantize import quantize
 
     network, data = digits
@@ -130,5 +131,5 @@ def test_constants_fitted_for_several_layers_at_once_equal_those_fitted_one_laye
     assert passes == ["affine fit"]  # every later assignment reused the constants
     together.fit_compensation(design, "bias")  # nothing to fit for bias
     assert passes == ["affine fit"]
-    with pytest.raises(Exception, match="unknown compensation"):
+    with pytest.raises(AssignmentError, match="unknown compensation"):
         together.fit_compensation(design, "gain")

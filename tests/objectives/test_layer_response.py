@@ -112,3 +112,26 @@ def test_a_pure_bias_under_bias_compensation_is_free_in_the_table_and_in_fact(di
     for layer in qnet.layers:
         # the correction folded into requantisation takes it out exactly: only float round-off is left
         assert alone_power(qnet, layer, biased, "bias") < 1e-9 * alone_power(qnet, layer, biased, "none")
+
+
+def test_the_response_fits_each_rounds_compensation_constants_in_one_calibration_pass():
+    """Under affine compensation, the constants of the designs measured are fitted one pass per round (the i-th design
+    of every layer), not once per design; bias fits nothing."""
+    from objectives.data import load_data
+    from objectives.distortion.layer_response import measure_responses
+    from objectives.networks import get_network
+    from objectives.quantize import quantize
+
+    zoo = Zoo.default()
+    designs = [zoo[name] for name in ("exact_s", "trunc_s_t6_corrected", "trunc_s_t8", "bam_s_hbl4_vbl10")]
+    network = get_network("digits-cnn")
+    data = load_data(network, calibration_size=128)
+    qnet = quantize(network.model, data.calibration, network.input_shape, "int8")  # no constants fitted yet
+    passes = []
+    qnet._run_calibration = lambda what, run=qnet._run_calibration: (passes.append(what), run(what))[1]
+    table = np.tile(np.array([0.0, 1.0, 2.0, 3.0]), (len(qnet.layers), 1))  # three designs per layer
+    responses = measure_responses(qnet, designs, {"affine": table, "bias": table}, count=3)
+    assert passes.count("affine fit") == 3  # not 3 x the number of layers
+    for compensation in ("affine", "bias"):
+        assert set(responses[compensation]) == set(qnet.layers)
+        assert all(len(r.contributions) == 3 for r in responses[compensation].values())
